@@ -1,0 +1,41 @@
+/*
+ * lmdb - the embedded greylist store (LMDB); implements store.h.
+ *
+ * One environment in a directory, one named database per table. Safe for
+ * many processes at once (a `greyspf serve` and any number of spawn-mode
+ * `greyspf policy` processes): LMDB serialises writers with its lock file.
+ *
+ * Group commit: every store_rmw() of one event-loop turn runs inside one
+ * write transaction, committed at the end of the turn; only then do their
+ * `done` callbacks run. A process killed at any moment leaves the last
+ * committed state, which includes every decision already answered.
+ */
+#ifndef GREYSPF_STORE_LMDB_H
+#define GREYSPF_STORE_LMDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/store.h"
+
+/* Default map size: 1 GiB of address space; greylist records are ~100 bytes,
+ * so this holds millions of triplets. Grown automatically when full. */
+#define LMDB_DEFAULT_MAPSIZE ((size_t)1 << 30)
+
+struct lmdb_config {
+	const char *path;  /* directory; created if missing */
+	size_t mapsize;    /* 0: LMDB_DEFAULT_MAPSIZE */
+	bool sync;         /* fsync data on each commit (MDB_NOMETASYNC) */
+	bool readonly;     /* for `greyspf db list/stats/dump` */
+};
+
+/*
+ * Opens (creating if needed) the store. base may be NULL for synchronous use
+ * (command line): then store_rmw() commits at once before calling done.
+ * Returns NULL with a reason in err.
+ */
+struct store *store_lmdb_open(struct event_base *base,
+			      const struct lmdb_config *cfg, char *err,
+			      size_t errsize);
+
+#endif
