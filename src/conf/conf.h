@@ -1,0 +1,137 @@
+/*
+ * conf - configuration: loading, validation, effective values, overrides.
+ *
+ * The file is INI: keys before the first section are daemon-wide; [store],
+ * [greylist] (and later sections) group the rest. Sections named
+ * "[client CIDR]", "[sender DOMAIN|ADDRESS]" and "[recipient
+ * DOMAIN|ADDRESS|LOCALPART@]" are overrides: they may set any per-message
+ * option (those in struct conf_policy) for mail they match. Every option is
+ * declared once, in the table in conf.c, with its default and its check;
+ * `greyspf config` prints the effective value of each.
+ *
+ * Errors: conf_load() returns NULL and writes "FILE:LINE: message".
+ * Ownership: a struct conf owns all its strings; conf_free() releases them.
+ * The daemon swaps whole conf objects on reload and never edits one.
+ */
+#ifndef GREYSPF_CONF_CONF_H
+#define GREYSPF_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "util/addr.h"
+
+/* Default configuration file (the packaged location). */
+#define CONF_DEFAULT_FILE "/etc/greyspf/greyspf.conf"
+/* Longest configuration line. */
+#define CONF_LINE_MAX 4096
+/* Most checks in a `checks` list. */
+#define CONF_CHECKS_MAX 4
+
+enum conf_check { CONF_CHECK_SPF, CONF_CHECK_GREYLIST };
+
+struct conf_checks {
+	int n;
+	enum conf_check v[CONF_CHECKS_MAX];
+};
+
+/* Options that may differ per message (settable in override sections). */
+struct conf_policy {
+	struct conf_checks checks;
+	int64_t delay;        /* [greylist] delay */
+	int64_t retry_window; /* [greylist] retry_window */
+	int64_t max_age;      /* [greylist] max_age */
+	long long auto_whitelist;
+	bool learning;
+	bool greylist_header;
+	char *greylist_text; /* DEFER text template: %s secs, %r domain */
+};
+
+enum conf_override_kind {
+	CONF_OV_CLIENT,
+	CONF_OV_SENDER,
+	CONF_OV_RECIPIENT,
+};
+
+/* One override section. `set` has a bit per option index in conf.c's table
+ * (conf_policy_option_count() of them) telling which fields it sets. */
+struct conf_override {
+	enum conf_override_kind kind;
+	char *pattern;    /* as written, lower-cased */
+	struct cidr net;  /* CONF_OV_CLIENT */
+	struct conf_policy policy;
+	uint64_t set;
+	int line;
+};
+
+enum conf_backend { CONF_BACKEND_LMDB, CONF_BACKEND_REDIS };
+enum conf_log { CONF_LOG_SYSLOG, CONF_LOG_STDERR };
+
+struct conf {
+	int refs; /* conf_ref()/conf_unref(); conf_load() returns 1 */
+	char *file;
+	/* daemon-wide */
+	char *listen; /* comma list of inet:HOST:PORT / unix:PATH */
+	long long socket_mode;
+	char *socket_owner;
+	char *socket_group;
+	char *user;
+	char *group;
+	bool allow_root;
+	char *hostname;
+	int64_t reply_deadline;
+	enum conf_log log;
+	bool debug;
+	long long max_connections;
+	char *pidfile;
+	/* [store] */
+	enum conf_backend backend;
+	char *store_path;
+	bool store_sync;
+	/* [greylist] that are not per message */
+	long long ipv4_prefix;
+	long long ipv6_prefix;
+	char *whitelist_clients;    /* comma list of files */
+	char *whitelist_recipients; /* comma list of files */
+	char *recipient_delimiter;
+	/* per-message defaults and overrides */
+	struct conf_policy policy;
+	struct conf_override *overrides;
+	size_t noverrides;
+};
+
+/*
+ * Loads and validates file. Returns a new conf (caller owns: conf_free()),
+ * or NULL with "FILE:LINE: message" (or "FILE: message") in err.
+ */
+struct conf *conf_load(const char *file, char *err, size_t errsize);
+
+/* The defaults alone, as if from an empty file (for tests and `check`). */
+struct conf *conf_defaults(void);
+
+void conf_free(struct conf *c);
+
+/* Reference counting, so requests in flight keep the configuration they
+ * started with across a reload. conf_unref() frees at zero. */
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf *c);
+
+/* Prints every option's effective value, postconf style, then overrides. */
+void conf_print(const struct conf *c, FILE *out);
+
+/*
+ * Computes the per-message options for a message: the defaults, then the
+ * matching [client] sections, then [sender], then [recipient] (later kinds
+ * win; within a kind the more specific pattern wins). sender and recipient
+ * are the raw addresses (any case); client may be NULL.
+ */
+void conf_policy_for(const struct conf *c, const struct addr *client,
+		     const char *sender, const char *recipient,
+		     struct conf_policy *out);
+
+const char *conf_check_name(enum conf_check c);
+
+#endif
