@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -27,6 +28,11 @@ struct lmdb_config {
 	size_t mapsize;    /* 0: LMDB_DEFAULT_MAPSIZE */
 	bool sync;         /* fsync data on each commit (MDB_NOMETASYNC) */
 	bool readonly;     /* for `greyspf db list/stats/dump` */
+	/* Clock for the expiry checks of get and foreach, which take no `now`
+	 * (rmw and expire are given theirs). NULL: time(NULL). Tests inject a
+	 * fake clock here. */
+	int64_t (*clock)(void *clock_arg);
+	void *clock_arg;
 };
 
 /*

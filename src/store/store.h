@@ -167,4 +167,21 @@ static inline int store_flush(struct store *s, char *err, size_t errsize)
 
 const char *store_table_name(enum store_table t);
 
+/*
+ * Portable form of a record, shared by the backends: a version byte, then
+ * first_seen, last_seen, expires (int64) and count, passed (uint32), all
+ * little-endian, no padding. A new layout gets a new version byte; a reader
+ * treats a version or size it does not know as "no record".
+ */
+#define STORE_REC_VERSION 1
+#define STORE_REC_SIZE (1 + 3 * 8 + 2 * 4)
+
+/* Writes rec to out (exactly STORE_REC_SIZE bytes). */
+void store_rec_encode(const struct store_rec *rec,
+		      unsigned char out[STORE_REC_SIZE]);
+/* Returns true and fills *out when buf holds a record of a known version and
+ * size; false otherwise (*out is then untouched). */
+bool store_rec_decode(const unsigned char *buf, size_t len,
+		      struct store_rec *out);
+
 #endif
