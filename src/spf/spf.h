@@ -121,6 +121,9 @@ struct spf_request {
 	/* Default explanation (a macro-string) on fail without usable exp=;
 	 * NULL: SPF_DEFAULT_EXPLANATION. */
 	const char *default_explanation;
+	/* Seconds since the epoch for %{t} (explanations only); the engine
+	 * reads no clock: spf_request_init() stores time(NULL). */
+	long long now;
 	spf_trace_fn trace; /* optional: human-readable evaluation trace */
 	void *trace_arg;
 };
@@ -129,7 +132,8 @@ struct spf_request {
  * Fills rq for one identity: SPF_ID_MAILFROM checks the domain of sender
  * (the part after the last '@'), or the HELO identity if sender is empty
  * (section 2.4); SPF_ID_HELO checks helo with sender "postmaster@helo".
- * Other fields get their defaults (trace off, max_void default). The
+ * Other fields get their defaults (trace off, max_void default, now =
+ * time(NULL), receiver NULL unless given). The
  * strings are not copied: they must live until spf_eval_new() returns.
  */
 void spf_request_init(struct spf_request *rq, enum spf_identity identity,
