@@ -422,8 +422,15 @@ int wl_add_client(struct wl *wl, const char *text, const char *file,
 		wl->clients.n++;
 		return 0;
 	}
-	const char *name = buf[0] == '.' ? buf + 1 : buf;
-	if (*name == '\0' || strchr(name, '/') != NULL)
+	/* ".example.com" (Postfix style) and "example.com." (absolute) mean
+	 * example.com here; an empty label means a typo. */
+	char name[WL_LINE_MAX];
+	strcpy(name, buf[0] == '.' ? buf + 1 : buf);
+	size_t nlen = strlen(name);
+	if (nlen > 0 && name[nlen - 1] == '.')
+		name[--nlen] = '\0';
+	if (*name == '\0' || strchr(name, '/') != NULL ||
+	    strstr(name, "..") != NULL || name[0] == '.')
 		return fail(err, errsize, file, line,
 			    "not a host name, address or /regex/: %.100s", buf);
 	struct wl_item *it =
