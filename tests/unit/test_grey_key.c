@@ -331,7 +331,7 @@ static void test_parse_bad(void **state)
 		if (grey_key_parse(bad_texts[i], key, sizeof(key)) != -1)
 			fail_msg("case %zu accepted: %s", i, bad_texts[i]);
 	}
-	unsigned char key[4];
+	unsigned char key[5];
 	assert_int_equal(grey_key_parse("n a b", key, 4), -1);
 	assert_int_equal(grey_key_parse("n a b", key, 5), 5);
 	assert_int_equal(grey_key_parse("A\\x41 <> <>", key, 4), 4);
