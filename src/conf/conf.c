@@ -45,6 +45,7 @@ struct opt {
 
 static const char *const log_names[] = {"syslog", "stderr", NULL};
 static const char *const backend_names[] = {"lmdb", "redis", NULL};
+static const char *const store_error_names[] = {"dunno", "defer", NULL};
 
 #define C(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_policy, f)
@@ -69,7 +70,6 @@ static const struct opt conf_options[] = {
 	 * one policy connection; leave ample room for several instances. */
 	{"", "max_connections", OPT_INT, 0, C(max_connections), "4096", 1,
 	 1000000, NULL},
-	{"", "pidfile", OPT_STR, 0, C(pidfile), "", 0, 0, NULL},
 	{"", "checks", OPT_CHECKS, OPT_POLICY, P(checks), "greylist", 0, 0,
 	 NULL},
 
@@ -78,6 +78,8 @@ static const struct opt conf_options[] = {
 	{"store", "path", OPT_STR, OPT_NONEMPTY, C(store_path),
 	 "/var/lib/greyspf", 0, 0, NULL},
 	{"store", "sync", OPT_BOOL, 0, C(store_sync), "yes", 0, 0, NULL},
+	{"store", "on_store_error", OPT_ENUM, 0, C(on_store_error), "dunno", 0,
+	 0, store_error_names},
 
 	{"greylist", "delay", OPT_DURATION, OPT_POLICY, P(delay), "5m", 0,
 	 DAY, NULL},

@@ -69,6 +69,9 @@ struct conf_override {
 
 enum conf_backend { CONF_BACKEND_LMDB, CONF_BACKEND_REDIS };
 enum conf_log { CONF_LOG_SYSLOG, CONF_LOG_STDERR };
+/* What a valid request gets when the store fails: DUNNO lets the mail in
+ * (the other checks still apply), DEFER has Postfix retry later. */
+enum conf_store_error { CONF_STORE_ERROR_DUNNO, CONF_STORE_ERROR_DEFER };
 
 struct conf {
 	int refs; /* conf_ref()/conf_unref(); conf_load() returns 1 */
@@ -86,11 +89,11 @@ struct conf {
 	enum conf_log log;
 	bool debug;
 	long long max_connections;
-	char *pidfile;
 	/* [store] */
 	enum conf_backend backend;
 	char *store_path;
 	bool store_sync;
+	enum conf_store_error on_store_error;
 	/* [greylist] that are not per message */
 	long long ipv4_prefix;
 	long long ipv6_prefix;

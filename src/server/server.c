@@ -1,0 +1,482 @@
+/*
+ * server - event loop, connections, signals and lifecycle; see server.h.
+ *
+ * Connection life: read into an evbuffer; frame and parse one request; hand
+ * it to the engine; when the engine answers, write the reply and look for
+ * the next request. A connection is freed only when no engine call is
+ * outstanding for it, because the engine holds pointers into it.
+ */
+#include "server/server.h"
+#include "conf/conf.h"
+#include "engine/engine.h"
+#include "policy/policy.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Connections accepted per listener event, so a flood of connects does
+ * not starve established connections. */
+#define SERVER_ACCEPT_BURST 64
+
+struct conn {
+	struct server *srv;
+	struct conn *prev, *next;
+	int rfd, wfd;
+	struct event *rev, *wev, *timer;
+	struct evbuffer *in, *out;
+	size_t scanned;
+	bool busy;      /* the engine holds req and msg */
+	bool answered;  /* the deadline already answered the request */
+	bool closing;   /* free as soon as the engine lets go */
+	bool in_process;
+	bool stream;    /* spawn mode: the loop ends with this connection */
+	struct policy_request req;
+	struct engine_msg msg;
+	char peer[64];
+};
+
+struct server {
+	struct event_base *base;
+	struct listen_set ls;
+	struct event *lev[LISTEN_MAX];
+	struct event *sig_hup, *sig_term, *sig_int, *tick;
+	char *conf_file;
+	struct conf *conf;
+	struct engine *engine;
+	struct conn *conns;
+	size_t nconns;
+	bool stopping;
+	bool has_stream;
+	uint64_t refused_logged;
+};
+
+static void conn_process(struct conn *c);
+
+static void conn_free(struct conn *c)
+{
+	struct server *s = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	event_free(c->timer);
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	if (c->stream) {
+		/* stdin/stdout belong to spawn(8); just stop the loop. */
+		event_base_loopbreak(s->base);
+	} else {
+		close(c->rfd);
+	}
+	policy_request_free(&c->req);
+	free(c);
+	if (s->stopping && s->nconns == 0)
+		event_base_loopbreak(s->base);
+}
+
+/* Closes now, or as soon as the engine has answered. */
+static void conn_close(struct conn *c)
+{
+	c->closing = true;
+	event_del(c->rev);
+	if (!c->busy && !c->in_process)
+		conn_free(c);
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+	struct timeval tv = {SERVER_IDLE_TIMEOUT, 0};
+	if (c->busy)
+		tv.tv_sec = (time_t)c->srv->conf->reply_deadline;
+	event_add(c->timer, &tv);
+}
+
+static void conn_flush(struct conn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		int n = evbuffer_write(c->out, c->wfd);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				break;
+			log_warn("%s: write: %s", c->peer, strerror(errno));
+			conn_close(c);
+			return;
+		}
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		event_add(c->wev, NULL);
+}
+
+static void conn_reply(struct conn *c, const char *action)
+{
+	char buf[POLICY_REPLY_MAX];
+	int n = policy_format_reply(buf, sizeof(buf), action);
+	if (n < 0) /* cannot happen with POLICY_REPLY_MAX; stay safe */
+		n = policy_format_reply(buf, sizeof(buf), POLICY_DUNNO);
+	evbuffer_add(c->out, buf, (size_t)n);
+	conn_flush(c);
+}
+
+static void conn_done(void *arg, const char *action)
+{
+	struct conn *c = arg;
+	/* A closing connection still gets its reply: SIGTERM lets requests
+	 * in flight finish, and a half-closed peer may still read. */
+	if (!c->answered)
+		conn_reply(c, action);
+	c->busy = false;
+	c->answered = false;
+	policy_request_free(&c->req);
+	if (c->closing) {
+		if (!c->in_process)
+			conn_free(c);
+		return;
+	}
+	conn_arm_timer(c);
+	if (!c->in_process)
+		conn_process(c);
+}
+
+static void conn_bad(struct conn *c, const char *why)
+{
+	log_warn("%s: %s; closing the connection without a reply", c->peer,
+		 why);
+	conn_close(c);
+}
+
+static void conn_process(struct conn *c)
+{
+	char err[256];
+
+	c->in_process = true;
+	while (!c->busy && !c->closing) {
+		size_t len = evbuffer_get_length(c->in);
+		if (len == 0)
+			break;
+		size_t look = len < POLICY_REQUEST_MAX ? len
+						       : POLICY_REQUEST_MAX;
+		const unsigned char *data =
+			evbuffer_pullup(c->in, (ev_ssize_t)look);
+		size_t reqlen = 0;
+		enum policy_frame_status st = policy_frame(
+			data, look, &c->scanned, &reqlen, err, sizeof(err));
+		if (st == POLICY_FRAME_MORE)
+			break;
+		if (st == POLICY_FRAME_ERROR) {
+			conn_bad(c, err);
+			break;
+		}
+		int rc = policy_parse(data, reqlen, &c->req, err, sizeof(err));
+		evbuffer_drain(c->in, reqlen);
+		if (rc != 0) {
+			conn_bad(c, err);
+			break;
+		}
+		c->busy = true;
+		c->answered = false;
+		conn_arm_timer(c);
+		engine_decide(c->srv->engine, &c->req, &c->msg, conn_done, c);
+	}
+	c->in_process = false;
+	if (c->closing && !c->busy)
+		conn_free(c);
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)what;
+	int n = evbuffer_read(c->in, fd, SERVER_READ_CHUNK);
+	if (n == 0) {
+		/* The peer is done; a request in flight still completes. */
+		conn_close(c);
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		log_warn("%s: read: %s", c->peer, strerror(errno));
+		conn_close(c);
+		return;
+	}
+	if (!c->busy)
+		conn_arm_timer(c);
+	conn_process(c);
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_flush(arg);
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->busy && !c->answered) {
+		log_warn("%s: no decision within reply_deadline (%llds); "
+			 "answering %s",
+			 c->peer, (long long)c->srv->conf->reply_deadline,
+			 POLICY_DUNNO);
+		c->answered = true;
+		conn_reply(c, POLICY_DUNNO);
+		return;
+	}
+	if (!c->busy) {
+		log_debug("%s: idle for %ds, closing", c->peer,
+			  SERVER_IDLE_TIMEOUT);
+		conn_close(c);
+	}
+}
+
+static struct conn *conn_new(struct server *s, int rfd, int wfd,
+			     const char *peer, bool stream)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->srv = s;
+	c->rfd = rfd;
+	c->wfd = wfd;
+	c->stream = stream;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->rev = event_new(s->base, rfd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->wev = event_new(s->base, wfd, EV_WRITE, conn_on_write, c);
+	c->timer = evtimer_new(s->base, conn_on_timer, c);
+	if (!c->in || !c->out || !c->rev || !c->wev || !c->timer) {
+		log_err("out of memory creating a connection");
+		abort();
+	}
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	event_add(c->rev, NULL);
+	conn_arm_timer(c);
+	return c;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, socklen_t len,
+		      const char *listener, char *out, size_t outsize)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, outsize, "%s:%u", host, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host,
+				 sizeof(host));
+		snprintf(out, outsize, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		(void)len;
+		snprintf(out, outsize, "%.40s", listener);
+	}
+}
+
+static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)what;
+	const char *lname = "unix";
+	for (size_t i = 0; i < s->ls.n; i++)
+		if (s->ls.v[i].fd == lfd)
+			lname = s->ls.v[i].name;
+	for (int i = 0; i < SERVER_ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept on %s: %s", lname,
+					 strerror(errno));
+			return;
+		}
+		if (s->stopping ||
+		    s->nconns >= (size_t)s->conf->max_connections) {
+			/* Log the first and then every 1000th refusal. */
+			if (s->refused_logged++ % 1000 == 0)
+				log_warn("refusing connection on %s: "
+					 "max_connections (%lld) reached",
+					 lname, s->conf->max_connections);
+			close(fd);
+			continue;
+		}
+		char peer[64];
+		peer_name(&ss, len, lname, peer, sizeof(peer));
+		conn_new(s, fd, fd, peer, false);
+	}
+}
+
+static void server_reload(struct server *s)
+{
+	char err[512];
+	struct conf *nc = conf_load(s->conf_file, err, sizeof(err));
+	if (nc == NULL) {
+		log_err("reload failed, keeping the running configuration: %s",
+			err);
+		return;
+	}
+	struct engine_lists *nl = engine_lists_load(nc, err, sizeof(err));
+	if (nl == NULL) {
+		log_err("reload failed, keeping the running configuration: %s",
+			err);
+		conf_unref(nc);
+		return;
+	}
+	if (strcmp(nc->listen, s->conf->listen) != 0 ||
+	    strcmp(nc->store_path, s->conf->store_path) != 0 ||
+	    nc->backend != s->conf->backend ||
+	    strcmp(nc->user, s->conf->user) != 0)
+		log_warn("reload: listen, store and user changes take effect "
+			 "only after a restart");
+	engine_reload(s->engine, nc, nl);
+	conf_unref(s->conf);
+	s->conf = nc; /* our reference from conf_load() */
+	log_info("configuration reloaded from %s", s->conf_file);
+}
+
+static void server_stop(struct server *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	log_info("stopping: %zu connection(s) open", s->nconns);
+	for (size_t i = 0; i < s->ls.n; i++)
+		if (s->lev[i])
+			event_del(s->lev[i]);
+	/* Idle connections close now; busy ones after their reply. */
+	struct conn *c = s->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->stream)
+			continue; /* spawn mode ends with its peer */
+		conn_close(c);
+	}
+	if (s->nconns == 0)
+		event_base_loopbreak(s->base);
+	/* Never hang on shutdown: requests in flight have reply_deadline. */
+	struct timeval tv = {(time_t)s->conf->reply_deadline + 1, 0};
+	event_base_loopexit(s->base, &tv);
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)what;
+	if (sig == SIGHUP)
+		server_reload(s);
+	else
+		server_stop(s);
+}
+
+static void server_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	engine_tick(s->engine);
+}
+
+struct server *server_new(struct event_base *base, struct listen_set *ls,
+			  const char *conf_file, struct conf *conf,
+			  struct engine *engine)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->base = base;
+	if (ls != NULL) {
+		s->ls = *ls;
+		memset(ls, 0, sizeof(*ls));
+	}
+	s->conf_file = conf_file ? xstrdup(conf_file) : NULL;
+	s->conf = conf_ref(conf);
+	s->engine = engine;
+	for (size_t i = 0; i < s->ls.n; i++) {
+		s->lev[i] = event_new(base, s->ls.v[i].fd, EV_READ | EV_PERSIST,
+				      server_on_accept, s);
+		event_add(s->lev[i], NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (s->conf_file) {
+		s->sig_hup = evsignal_new(base, SIGHUP, server_on_signal, s);
+		event_add(s->sig_hup, NULL);
+	}
+	s->sig_term = evsignal_new(base, SIGTERM, server_on_signal, s);
+	s->sig_int = evsignal_new(base, SIGINT, server_on_signal, s);
+	event_add(s->sig_term, NULL);
+	event_add(s->sig_int, NULL);
+	s->tick = event_new(base, -1, EV_PERSIST, server_on_tick, s);
+	struct timeval tv = {0, SERVER_TICK_MS * 1000};
+	event_add(s->tick, &tv);
+	return s;
+}
+
+int server_add_stream(struct server *s, int rfd, int wfd)
+{
+	int flags;
+	if ((flags = fcntl(rfd, F_GETFL)) < 0 ||
+	    fcntl(rfd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	if (wfd != rfd && ((flags = fcntl(wfd, F_GETFL)) < 0 ||
+			   fcntl(wfd, F_SETFL, flags | O_NONBLOCK) < 0))
+		return -1;
+	s->has_stream = true;
+	conn_new(s, rfd, wfd, "spawn", true);
+	return 0;
+}
+
+int server_run(struct server *s)
+{
+	return event_base_dispatch(s->base) < 0 ? -1 : 0;
+}
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	/* Connections still busy at exit: their engine work is abandoned
+	 * with the engine; free them here without callbacks. */
+	while (s->conns) {
+		s->conns->busy = false;
+		conn_free(s->conns);
+	}
+	for (size_t i = 0; i < s->ls.n; i++)
+		if (s->lev[i])
+			event_free(s->lev[i]);
+	listen_close(&s->ls, 1);
+	if (s->sig_hup)
+		event_free(s->sig_hup);
+	event_free(s->sig_term);
+	event_free(s->sig_int);
+	event_free(s->tick);
+	conf_unref(s->conf);
+	free(s->conf_file);
+	free(s);
+}
