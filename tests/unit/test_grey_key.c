@@ -338,6 +338,44 @@ static void test_parse_bad(void **state)
 	assert_memory_equal(key, "AA\0\0", 4);
 }
 
+static uint32_t rng_state = 777;
+static uint32_t rng(void)
+{
+	rng_state = rng_state * 1103515245u + 12345u;
+	return rng_state >> 8;
+}
+
+/* Random binary parts (no NUL) survive format + parse unchanged. */
+static void test_random_roundtrip(void **state)
+{
+	(void)state;
+	for (int iter = 0; iter < 5000; iter++) {
+		char parts[3][200];
+		for (int p = 0; p < 3; p++) {
+			size_t len = rng() % 60 + (p == 0);
+			for (size_t i = 0; i < len; i++) {
+				uint32_t r = rng() % 8;
+				parts[p][i] = r == 0   ? '\\'
+					      : r == 1 ? ' '
+					      : r == 2 ? '<'
+					      : r == 3
+						  ? '>'
+						  : (char)(rng() % 255 + 1);
+			}
+			parts[p][len] = '\0';
+		}
+		unsigned char key[STORE_KEY_MAX], back[STORE_KEY_MAX];
+		ssize_t n = grey_key_join(parts[0], parts[1], parts[2], key,
+					  sizeof(key));
+		assert_true(n > 0);
+		char text[GREY_KEY_PRINT_MAX];
+		assert_true(
+		    grey_key_format(key, (size_t)n, text, sizeof(text)) > 0);
+		assert_int_equal(grey_key_parse(text, back, sizeof(back)), n);
+		assert_memory_equal(key, back, (size_t)n);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +391,7 @@ int main(void)
 	    cmocka_unit_test(test_print_roundtrip),
 	    cmocka_unit_test(test_print_bounds),
 	    cmocka_unit_test(test_parse_bad),
+	    cmocka_unit_test(test_random_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -248,6 +248,40 @@ static void test_recipient_delimiters(void **state)
 			 -1);
 }
 
+/* A fixed-seed generator, so a failure can be replayed. */
+static uint32_t rng_state = 12345;
+static uint32_t rng(void)
+{
+	rng_state = rng_state * 1103515245u + 12345u;
+	return rng_state >> 8;
+}
+
+/* Random addresses made of the bytes the rules care about: the output is
+ * never longer than the input, always NUL-terminated, never -1 when the
+ * buffer holds the input. */
+static void test_random_bounds(void **state)
+{
+	(void)state;
+	static const char alpha[] = "@@+=-._0123456789aAbzSRS01prvs\"\x80\xff ";
+	char in[400], out[401];
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t len = rng() % sizeof(in);
+		for (size_t i = 0; i < len; i++)
+			in[i] = alpha[rng() % (sizeof(alpha) - 1)];
+		ssize_t n = grey_norm_sender(in, len, out, len + 1);
+		assert_true(n >= 0 && (size_t)n <= len);
+		assert_int_equal(strlen(out), (size_t)n);
+		n = grey_norm_recipient(in, len, "+-", out, len + 1);
+		assert_true(n >= 0 && (size_t)n <= len);
+		assert_int_equal(strlen(out), (size_t)n);
+		/* a buffer one byte short of the result fails cleanly */
+		if (n > 0)
+			assert_int_equal(
+			    grey_norm_recipient(in, len, "+-", out, (size_t)n),
+			    -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_sender_nul),
 	    cmocka_unit_test(test_recipient_table),
 	    cmocka_unit_test(test_recipient_delimiters),
+	    cmocka_unit_test(test_random_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,6 +428,40 @@ static void test_debian_postgrey_lists(void **state)
 	wl_free(wl);
 }
 
+static uint32_t rng_state = 4242;
+static uint32_t rng(void)
+{
+	rng_state = rng_state * 1103515245u + 12345u;
+	return rng_state >> 8;
+}
+
+/* Random lines of whitelist-ish bytes: each is accepted or refused with
+ * a FILE:LINE message, never anything worse (run under ASan). */
+static void test_random_lines(void **state)
+{
+	(void)state;
+	static const char alpha[] = "/\\()[]{}^$.*+?|:#@ 0123456789abdwsDWS-";
+	struct wl *wl = wl_new(0);
+	for (int iter = 0; iter < 5000; iter++) {
+		char line[64], err[256];
+		size_t len = rng() % (sizeof(line) - 1);
+		for (size_t i = 0; i < len; i++)
+			line[i] = alpha[rng() % (sizeof(alpha) - 1)];
+		line[len] = '\0';
+		int rc =
+		    (iter & 1)
+			? wl_add_client(wl, line, "r", 1, err, sizeof(err))
+			: wl_add_recipient(wl, line, "r", 1, err, sizeof(err));
+		if (rc != 0)
+			assert_memory_equal(err, "r:1: ", 5);
+		struct addr a;
+		assert_int_equal(addr_parse("192.0.2.1", &a), 0);
+		wl_match_client(wl, &a, line, line);
+		wl_match_recipient(wl, line);
+	}
+	wl_free(wl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(test_good_lines),
 	    cmocka_unit_test(test_files),
 	    cmocka_unit_test(test_debian_postgrey_lists),
+	    cmocka_unit_test(test_random_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
