@@ -1,0 +1,48 @@
+#!/bin/bash
+# Installs the test dependencies, builds greyspf twice (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer), and runs every test:
+# the unit tests and SPF suites under CTest in both builds, then the
+# integration tests (pytest, Debian's /usr/bin/python3) against the real
+# binary. Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+if [ "$(id -u)" = 0 ]; then
+	scripts/install-deps.sh --test || exit 1
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+failed=0
+passed=0
+tally() { # name status
+	if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "== $1: ok";
+	else failed=$((failed + 1)); echo "== $1: FAILED"; fi
+}
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+	cmake --build build -j"$jobs"
+st=$?; tally "build" $st
+[ $st = 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+
+(cd build && ctest --output-on-failure -j"$jobs")
+tally "ctest (plain build)" $?
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGREYSPF_SANITIZE=ON \
+	>/dev/null && cmake --build build-asan -j"$jobs"
+st=$?; tally "build (asan+ubsan)" $st
+if [ $st = 0 ]; then
+	(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j"$jobs" -L unit)
+	tally "ctest unit (asan+ubsan)" $?
+fi
+
+GREYSPF_BIN="$root/build/greyspf" /usr/bin/python3 -m pytest -q \
+	-p no:cacheprovider tests/integration
+st=$?
+[ $st = 5 ] && st=0 # no tests collected is not a failure of the code
+tally "pytest integration" $st
+
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
