@@ -267,9 +267,11 @@ static void clean_word(const char *s, char *out, size_t size)
 	out[n] = '\0';
 }
 
-/* Longest host name (RFC 1035 section 2.3.4, 253 in text) and version we
- * put into the header; longer ones are cut. */
-#define GREY_HEADER_WORD_MAX 254
+/* Longest host name (RFC 1035 section 2.3.4, 253 in text) and version
+ * (ours are like "0.1.0") put into the header; longer ones are cut, so the
+ * header always fits GREY_HEADER_MAX. */
+#define GREY_HEADER_HOST_MAX 254
+#define GREY_HEADER_VERSION_MAX 33
 
 ssize_t grey_header(int64_t delayed, const char *version, const char *host,
 		    int64_t now, char *out, size_t outsize)
@@ -279,7 +281,7 @@ ssize_t grey_header(int64_t delayed, const char *version, const char *host,
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
 					     "May", "Jun", "Jul", "Aug",
 					     "Sep", "Oct", "Nov", "Dec"};
-	char v[GREY_HEADER_WORD_MAX], h[GREY_HEADER_WORD_MAX];
+	char v[GREY_HEADER_VERSION_MAX], h[GREY_HEADER_HOST_MAX];
 	struct tm tm;
 	time_t tt = (time_t)now;
 

@@ -45,6 +45,16 @@
  * Reply texts: grey_defer_reply() builds the action for Postfix,
  * grey_header() the X-Greylist header. Both sanitise (printable ASCII, no
  * CR/LF) and bound what they write.
+ *
+ * The intended sequence for one request (the engine's job, not ours):
+ *   1. wl_match_client() / wl_match_recipient() (whitelist.h): pass;
+ *   2. store_rmw(STORE_CLIENTS, grey_key_net(), grey_client_check_rmw):
+ *      whitelisted -> pass;
+ *   3. store_rmw(STORE_TRIPLETS, grey_key_triplet(), grey_triplet_rmw):
+ *      INITIAL/PENDING -> grey_defer_reply(wait_left);
+ *      ALLOWED with first_pass -> store_rmw(STORE_CLIENTS, same key,
+ *      grey_client_pass_rmw) and PREPEND grey_header(delayed);
+ *      ALLOWED otherwise, TRAINING -> pass.
  */
 #ifndef GREYSPF_GREY_GREYLIST_H
 #define GREYSPF_GREY_GREYLIST_H
@@ -72,7 +82,8 @@
  * (line_length_limit 2048) and SMTP's 512-octet reply line (RFC 5321
  * section 4.5.3.1.5) once Postfix adds "450 " and the recipient. */
 #define GREY_REPLY_MAX 400
-/* Default defer text, postgrey's --greylist-text default. */
+/* Default defer text: says when to retry, like postgrey's --greylist-text
+ * (whose default points to a help page on postgrey's web site instead). */
 #define GREY_DEFER_TEXT_DEFAULT "Greylisted, please try again in %s seconds"
 /* The action and enhanced status code of a greylist deferral (RFC 3463
  * 4.7.1: delivery not authorized, temporary; Postfix DEFER_IF_PERMIT so a

@@ -10,7 +10,8 @@
  * RECIPIENT are normalised (normalise.h). Neither part can hold a NUL, so
  * grey_key_split() recovers the three parts exactly.
  *
- * Client key (STORE_CLIENTS, the auto-whitelist): the NET text alone.
+ * Client key (STORE_CLIENTS, the auto-whitelist): the NET text alone
+ * (grey_key_net(), or grey_key_spf_net() for SPF-keyed greylisting).
  *
  * Printable form, for `greyspf db list|dump|load`: "NET SENDER RECIPIENT"
  * separated by single spaces; every byte outside 0x21..0x7e, and "\"

@@ -544,8 +544,15 @@ static void test_header(void **state)
 	char host[2000];
 	memset(host, 'h', sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	n = grey_header(300, "1", host, T0, out, sizeof(out));
+	n = grey_header(300, host, host, T0, out, sizeof(out));
 	assert_true(n > 0 && n <= GREY_HEADER_MAX);
+	/* the version is cut at 32 bytes, the host at 253 */
+	char want3[GREY_HEADER_MAX];
+	snprintf(want3, sizeof(want3),
+		 "X-Greylist: delayed 300 seconds by greyspf-%.32s at %.253s; "
+		 "Thu, 26 Nov 2026 06:00:00 +0000",
+		 host, host);
+	assert_string_equal(out, want3);
 }
 
 int main(void)
