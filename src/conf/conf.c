@@ -23,6 +23,7 @@ enum opt_type {
 	OPT_STR,
 	OPT_BOOL,
 	OPT_DURATION,
+	OPT_MSECS, /* a duration with millisecond units allowed ("500ms") */
 	OPT_INT,
 	OPT_MODE,
 	OPT_ENUM,
@@ -46,6 +47,7 @@ struct opt {
 static const char *const log_names[] = {"syslog", "stderr", NULL};
 static const char *const backend_names[] = {"lmdb", "redis", NULL};
 static const char *const store_error_names[] = {"dunno", "defer", NULL};
+static const char *const key_hash_names[] = {"none", "hmac", NULL};
 
 #define C(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_policy, f)
@@ -80,6 +82,15 @@ static const struct opt conf_options[] = {
 	{"store", "sync", OPT_BOOL, 0, C(store_sync), "yes", 0, 0, NULL},
 	{"store", "on_store_error", OPT_ENUM, 0, C(on_store_error), "dunno", 0,
 	 0, store_error_names},
+	{"store", "redis", OPT_STR, 0, C(redis_url), "redis://127.0.0.1:6379/0",
+	 0, 0, NULL},
+	{"store", "redis_prefix", OPT_STR, 0, C(redis_prefix), "greyspf:", 0, 0,
+	 NULL},
+	{"store", "redis_timeout", OPT_MSECS, 0, C(redis_timeout_ms), "1s", 1,
+	 60000, NULL},
+	{"store", "key_hash", OPT_ENUM, 0, C(key_hash), "none", 0, 0,
+	 key_hash_names},
+	{"store", "key_secret", OPT_STR, 0, C(key_secret), "", 0, 0, NULL},
 
 	{"greylist", "delay", OPT_DURATION, OPT_POLICY, P(delay), "5m", 0,
 	 DAY, NULL},
@@ -193,6 +204,29 @@ static int opt_set(const struct opt *o, void *dst, const char *v, char *err,
 		}
 		*(int64_t *)dst = d;
 		return 0;
+	case OPT_MSECS: {
+		size_t vl = strlen(v);
+		if (vl > 2 && strcasecmp(v + vl - 2, "ms") == 0) {
+			char num[32];
+			snprintf(num, sizeof(num), "%.*s", (int)(vl - 2), v);
+			if (str_parse_int(num, 0, o->max, &n) != 0)
+				n = -1;
+		} else if (str_parse_duration(v, &d) == 0 &&
+			   d <= o->max / 1000) {
+			n = d * 1000;
+		} else {
+			n = -1;
+		}
+		if (n < o->min || n > o->max) {
+			snprintf(err, errsize,
+				 "%s: \"%s\" is not a duration from %lldms to "
+				 "%llds (e.g. 500ms, 1s)",
+				 o->name, v, o->min, o->max / 1000);
+			return -1;
+		}
+		*(int64_t *)dst = n;
+		return 0;
+	}
 	case OPT_INT:
 		if (str_parse_int(v, o->min, o->max, &n) != 0) {
 			snprintf(err, errsize,
@@ -403,6 +437,10 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 	if (strpbrk(c->hostname, " \t\r\n;\"()") != NULL) {
 		snprintf(msg, msgsize, "hostname: \"%s\" is not a host name",
 			 c->hostname);
+		return -1;
+	}
+	if (c->key_hash == CONF_KEY_HASH_HMAC && c->key_secret[0] == '\0') {
+		snprintf(msg, msgsize, "key_hash = hmac needs a key_secret");
 		return -1;
 	}
 	/* The listen list is checked for shape here; binding is the
@@ -618,6 +656,9 @@ static void opt_print(const struct opt *o, const void *src, FILE *out)
 		fprintf(out, "%s",
 			str_format_duration(*(const int64_t *)src, buf,
 					    sizeof(buf)));
+		break;
+	case OPT_MSECS:
+		fprintf(out, "%lldms", (long long)*(const int64_t *)src);
 		break;
 	case OPT_INT:
 		fprintf(out, "%lld", *(const long long *)src);

@@ -68,6 +68,7 @@ struct conf_override {
 };
 
 enum conf_backend { CONF_BACKEND_LMDB, CONF_BACKEND_REDIS };
+enum conf_key_hash { CONF_KEY_HASH_NONE, CONF_KEY_HASH_HMAC };
 enum conf_log { CONF_LOG_SYSLOG, CONF_LOG_STDERR };
 /* What a valid request gets when the store fails: DUNNO lets the mail in
  * (the other checks still apply), DEFER has Postfix retry later. */
@@ -94,6 +95,11 @@ struct conf {
 	char *store_path;
 	bool store_sync;
 	enum conf_store_error on_store_error;
+	char *redis_url;
+	char *redis_prefix;
+	int64_t redis_timeout_ms;
+	enum conf_key_hash key_hash;
+	char *key_secret;
 	/* [greylist] that are not per message */
 	long long ipv4_prefix;
 	long long ipv6_prefix;
