@@ -14,6 +14,7 @@
 #ifndef GREYSPF_DNS_RESOLVER_H
 #define GREYSPF_DNS_RESOLVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +34,7 @@ enum dns_type {
 };
 
 enum dns_status {
-	DNS_OK,       /* RCODE 0 with at least one record of the type */
+	DNS_OK,	      /* RCODE 0 with at least one record of the type */
 	DNS_NODATA,   /* RCODE 0, no record of the type (a void lookup) */
 	DNS_NXDOMAIN, /* RCODE 3 (a void lookup) */
 	DNS_SERVFAIL, /* any other RCODE, or a resolver/network error */
@@ -61,7 +62,8 @@ struct dns_config {
 struct dns_rr {
 	struct addr addr;
 	uint16_t pref;
-	const char *name; /* presentation form, no trailing dot, lower case */
+	const char *name; /* presentation form, no trailing dot, lower case
+			   * ("." for the root) */
 	const char *text;
 	size_t text_len;
 };
@@ -72,8 +74,8 @@ struct dns_answer {
 	const char *qname;
 	size_t count;
 	const struct dns_rr *rr; /* count records */
-	uint32_t ttl;            /* smallest TTL of the answer, 0 if none */
-	const char *why;         /* on DNS_SERVFAIL: a short reason, or NULL */
+	uint32_t ttl;		 /* smallest TTL of the answer, 0 if none */
+	const char *why;	 /* on DNS_SERVFAIL: a short reason, or NULL */
 };
 
 /* The answer and everything it points to are valid only during the call. */
@@ -88,7 +90,8 @@ struct dns_resolver *dns_resolver_new(struct event_base *base,
 				      const struct dns_config *cfg, char *err,
 				      size_t errsize);
 
-/* Cancels all pending lookups (their callbacks are not called) and frees. */
+/* Cancels all pending lookups (their callbacks are not called) and frees.
+ * Not from inside a dns_callback (libunbound is delivering answers then). */
 void dns_resolver_free(struct dns_resolver *r);
 
 /*
@@ -108,5 +111,31 @@ void dns_cancel(struct dns_query *q);
 size_t dns_pending(const struct dns_resolver *r);
 
 const char *dns_status_name(enum dns_status s);
+
+/*
+ * Checks what dns_resolve() accepts: a name in presentation form (\X and
+ * \DDD escapes as in zone files) with labels of 1..63 octets, at most 255
+ * octets on the wire, an optional final dot; "." is the root. Pure.
+ */
+bool dns_name_valid(const char *name);
+
+/* Bytes of buf that dns_rdata_parse() needs for rdata of len bytes: a name
+ * takes at most 4 characters per wire octet (\DDD escapes) plus NUL. */
+#define DNS_RDATA_BUFSIZE(len) (4 * (size_t)(len) + 2)
+
+/*
+ * Decodes one record's rdata of the given type (wire form, names not
+ * compressed, as libunbound returns it) into rr. Names and text are
+ * written into buf (bufsize >= DNS_RDATA_BUFSIZE(len)) and rr points into
+ * it. Names come out lower case, without the final dot ("." for the root,
+ * e.g. a null MX), with "." and "\" inside labels and non-printable
+ * octets escaped so dns_resolve() reads them back as the same name. TXT
+ * text is all character-strings joined (an RR with none is empty text).
+ * Returns 0, or -1 if the rdata is malformed: wrong length for A/AAAA,
+ * truncated, trailing bytes, a compression pointer, a name over 255
+ * octets. Pure; used by the resolver and exposed for tests.
+ */
+int dns_rdata_parse(enum dns_type type, const unsigned char *rdata, size_t len,
+		    struct dns_rr *rr, char *buf, size_t bufsize);
 
 #endif
