@@ -23,6 +23,20 @@ void grey_params_init(struct grey_params *p)
 	p->learning = false;
 }
 
+int grey_params_check(const struct grey_params *p, const char **why)
+{
+	if (p->delay < 0 || p->retry_window < 0 || p->max_age < 0 ||
+	    p->awl_interval < 0)
+		*why = "times must not be negative";
+	else if (p->retry_window < p->delay)
+		*why = "retry_window is shorter than delay: nothing would pass";
+	else if (p->max_age < p->retry_window)
+		*why = "max_age is shorter than retry_window";
+	else
+		return 0;
+	return -1;
+}
+
 const char *grey_verdict_name(enum grey_verdict v)
 {
 	switch (v) {

@@ -107,6 +107,11 @@ struct grey_params {
 /* Fills the defaults above (learning off). */
 void grey_params_init(struct grey_params *p);
 
+/* Checks a configuration: 0, or -1 with *why set to a static reason (a
+ * negative time, a retry window shorter than the delay, so that nothing
+ * could ever pass, or a max_age shorter than the retry window). */
+int grey_params_check(const struct grey_params *p, const char **why);
+
 enum grey_verdict {
 	GREY_INITIAL, /* first sight (or start over): defer */
 	GREY_PENDING, /* retried too early: defer */

@@ -135,6 +135,33 @@ static void test_defaults(void **state)
 	assert_false(grey_verdict_defers(GREY_TRAINING));
 }
 
+static void test_params_check(void **state)
+{
+	(void)state;
+	struct grey_params p;
+	const char *why = NULL;
+	grey_params_init(&p);
+	assert_int_equal(grey_params_check(&p, &why), 0);
+	p.delay = -1;
+	assert_int_equal(grey_params_check(&p, &why), -1);
+	assert_string_equal(why, "times must not be negative");
+	grey_params_init(&p);
+	p.retry_window = 299;
+	assert_int_equal(grey_params_check(&p, &why), -1);
+	assert_string_equal(why,
+			    "retry_window is shorter than delay: nothing would "
+			    "pass");
+	p.retry_window = 300;
+	assert_int_equal(grey_params_check(&p, &why), 0);
+	p.max_age = 299;
+	assert_int_equal(grey_params_check(&p, &why), -1);
+	assert_string_equal(why, "max_age is shorter than retry_window");
+	grey_params_init(&p);
+	p.delay = 0;
+	p.auto_whitelist = 0;
+	assert_int_equal(grey_params_check(&p, &why), 0);
+}
+
 /* One scenario step: at T0 + t, expect verdict, wait_left and record. */
 struct step {
 	int64_t t;
@@ -559,6 +586,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_params_check),
 	    cmocka_unit_test(test_normal_retry),
 	    cmocka_unit_test(test_retry_window),
 	    cmocka_unit_test(test_clock_step_back),
