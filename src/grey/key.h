@@ -67,7 +67,9 @@ ssize_t grey_key_net(const struct grey_key_conf *c, const struct addr *ip,
 ssize_t grey_key_spf_net(const char *domain, char *out, size_t outsize);
 
 /* Normalises sender (slen bytes, "" for the null sender) and recipient and
- * joins them after the network of ip. key should hold STORE_KEY_MAX bytes.
+ * joins them after the network of ip. key should hold STORE_KEY_MAX bytes;
+ * the key is at most STORE_KEY_MAX - 1 bytes long (the normaliser needs
+ * room for the recipient's NUL, which is not part of the key).
  * Returns the key length or -1 (does not fit, NUL in input). */
 ssize_t grey_key_triplet(const struct grey_key_conf *c, const struct addr *ip,
 			 const char *sender, size_t slen, const char *rcpt,
