@@ -839,9 +839,11 @@ static void on_mx(struct spf_eval *ev, const struct query *q)
 		}
 		names[n++] = name;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (name_ok(names[i]))
-			add_query(ev, addr_type(ev), dup_nodot(ev, names[i]));
+	for (size_t i = 0; i < n; i++) {
+		char *name = dup_nodot(ev, names[i]);
+		if (name_ok(name))
+			add_query(ev, addr_type(ev), name);
+	}
 	if (ev->nq == 0)
 		no_match(ev, t);
 	else
@@ -867,9 +869,9 @@ static void on_ptr(struct spf_eval *ev, const struct query *q)
 	/* Only names that could match the target need validating; the
 	 * first SPF_MAX_PTR_NAMES are considered, the rest ignored. */
 	for (size_t i = 0; i < q->count && i < SPF_MAX_PTR_NAMES; i++) {
-		const char *name = q->rr[i].name;
+		char *name = dup_nodot(ev, q->rr[i].name);
 		if (name_ok(name) && name_within(name, ev->ptr_target))
-			add_query(ev, addr_type(ev), dup_nodot(ev, name));
+			add_query(ev, addr_type(ev), name);
 	}
 	if (ev->nq == 0)
 		no_match(ev, t);
@@ -880,10 +882,11 @@ static void on_ptr(struct spf_eval *ev, const struct query *q)
 static void on_p_ptr(struct spf_eval *ev, const struct query *q)
 {
 	if (q->status == DNS_OK) {
-		for (size_t i = 0; i < q->count && i < SPF_MAX_PTR_NAMES; i++)
-			if (name_ok(q->rr[i].name))
-				add_query(ev, addr_type(ev),
-					  dup_nodot(ev, q->rr[i].name));
+		for (size_t i = 0; i < q->count && i < SPF_MAX_PTR_NAMES; i++) {
+			char *name = dup_nodot(ev, q->rr[i].name);
+			if (name_ok(name))
+				add_query(ev, addr_type(ev), name);
+		}
 	}
 	if (ev->nq > 0) {
 		ev->op = OP_P_ADDR;
