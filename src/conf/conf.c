@@ -48,6 +48,14 @@ static const char *const log_names[] = {"syslog", "stderr", NULL};
 static const char *const backend_names[] = {"lmdb", "redis", NULL};
 static const char *const store_error_names[] = {"dunno", "defer", NULL};
 static const char *const key_hash_names[] = {"none", "hmac", NULL};
+static const char *const spf_action_names[] = {"reject", "defer", "greylist",
+					       "prepend", "ignore", NULL};
+static const char *const spf_header_names[] = {
+	"received-spf", "authentication-results", "both", "none", NULL};
+static const char *const spf_pass_names[] = {"key-by-domain", "skip",
+					     "normal", NULL};
+static const char *const only_if_names[] = {"always", "spf-not-pass", NULL};
+static const char *const smtp_codes_names[] = {"rfc7372", "classic", NULL};
 
 #define C(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_policy, f)
@@ -107,6 +115,10 @@ static const struct opt conf_options[] = {
 	{"greylist", "text", OPT_STR, OPT_POLICY | OPT_NONEMPTY,
 	 P(greylist_text), "Greylisted, please try again in %s seconds", 0, 0,
 	 NULL},
+	{"greylist", "spf_pass", OPT_ENUM, OPT_POLICY, P(spf_pass),
+	 "key-by-domain", 0, 0, spf_pass_names},
+	{"greylist", "only_if", OPT_ENUM, OPT_POLICY, P(only_if), "always", 0, 0,
+	 only_if_names},
 	{"greylist", "ipv4_prefix", OPT_INT, 0, C(ipv4_prefix), "24", 0, 32,
 	 NULL},
 	{"greylist", "ipv6_prefix", OPT_INT, 0, C(ipv6_prefix), "64", 0, 128,
@@ -117,9 +129,72 @@ static const struct opt conf_options[] = {
 	 C(whitelist_recipients), "", 0, 0, NULL},
 	{"greylist", "recipient_delimiter", OPT_STR, 0, C(recipient_delimiter),
 	 "+", 0, 0, NULL},
+
+	{"dns", "servers", OPT_STR, 0, C(dns_servers), "", 0, 0, NULL},
+	{"dns", "timeout", OPT_MSECS, 0, C(dns_timeout_ms), "5s", 100, 60000,
+	 NULL},
+	{"dns", "recursion", OPT_BOOL, 0, C(dns_recursion), "no", 0, 0, NULL},
+
+	/* Loopback never has SPF worth checking; backup MX hosts and
+	 * trusted forwarders belong here too. */
+	{"spf", "skip_clients", OPT_STR, 0, C(skip_clients), "127.0.0.0/8, ::1",
+	 0, 0, NULL},
+	{"spf", "authserv_id", OPT_STR, 0, C(authserv_id), "", 0, 0, NULL},
+	/* RFC 7208 section 4.6.4: "SHOULD" be 2. */
+	{"spf", "max_void", OPT_INT, 0, C(max_void), "2", 0, 100, NULL},
+	/* RFC 7208 section 4.6.4: at least 20 s; below reply_deadline. */
+	{"spf", "time_limit", OPT_DURATION, 0, C(spf_time_limit), "20", 1, 80,
+	 NULL},
+	{"spf", "smtp_codes", OPT_ENUM, 0, C(smtp_codes), "rfc7372", 0, 0,
+	 smtp_codes_names},
+	{"spf", "helo_check", OPT_BOOL, OPT_POLICY, P(helo_check), "yes", 0, 0,
+	 NULL},
+	{"spf", "test_only", OPT_BOOL, OPT_POLICY, P(test_only), "no", 0, 0,
+	 NULL},
+	{"spf", "header", OPT_ENUM, OPT_POLICY, P(spf_header), "received-spf",
+	 0, 0, spf_header_names},
+	{"spf", "whitelist_senders", OPT_STR, OPT_POLICY, P(whitelist_senders),
+	 "", 0, 0, NULL},
+	{"spf", "whitelist_helo", OPT_STR, OPT_POLICY, P(whitelist_helo), "", 0,
+	 0, NULL},
+	{"spf", "mailfrom_none", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_NONE]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "mailfrom_neutral", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_NEUTRAL]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "mailfrom_pass", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_PASS]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "mailfrom_fail", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_FAIL]),
+	 "reject", 0, 0, spf_action_names},
+	{"spf", "mailfrom_softfail", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_SOFTFAIL]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "mailfrom_temperror", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_TEMPERROR]),
+	 "defer", 0, 0, spf_action_names},
+	{"spf", "mailfrom_permerror", OPT_ENUM, OPT_POLICY, P(mailfrom_action[SPF_PERMERROR]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "helo_none", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_NONE]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "helo_neutral", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_NEUTRAL]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "helo_pass", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_PASS]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "helo_fail", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_FAIL]),
+	 "reject", 0, 0, spf_action_names},
+	{"spf", "helo_softfail", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_SOFTFAIL]),
+	 "prepend", 0, 0, spf_action_names},
+	{"spf", "helo_temperror", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_TEMPERROR]),
+	 "defer", 0, 0, spf_action_names},
+	{"spf", "helo_permerror", OPT_ENUM, OPT_POLICY, P(helo_action[SPF_PERMERROR]),
+	 "prepend", 0, 0, spf_action_names},
 };
 
 #define NOPTIONS (sizeof(conf_options) / sizeof(conf_options[0]))
+_Static_assert(NOPTIONS <= 64 * CONF_SET_WORDS,
+	       "grow CONF_SET_WORDS for the override bitmap");
+
+static bool set_has(const uint64_t *set, size_t k)
+{
+	return (set[k / 64] >> (k % 64)) & 1u;
+}
 
 static const char *const check_names[] = {"spf", "greylist"};
 
@@ -266,7 +341,9 @@ static int opt_set(const struct opt *o, void *dst, const char *v, char *err,
 static void policy_free(struct conf_policy *p)
 {
 	free(p->greylist_text);
-	p->greylist_text = NULL;
+	free(p->whitelist_senders);
+	free(p->whitelist_helo);
+	p->greylist_text = p->whitelist_senders = p->whitelist_helo = NULL;
 }
 
 static void policy_copy(struct conf_policy *dst, const struct conf_policy *src)
@@ -274,6 +351,10 @@ static void policy_copy(struct conf_policy *dst, const struct conf_policy *src)
 	*dst = *src;
 	dst->greylist_text = src->greylist_text ? xstrdup(src->greylist_text)
 						: NULL;
+	dst->whitelist_senders =
+		src->whitelist_senders ? xstrdup(src->whitelist_senders) : NULL;
+	dst->whitelist_helo =
+		src->whitelist_helo ? xstrdup(src->whitelist_helo) : NULL;
 }
 
 static struct conf *conf_new_defaults(void)
@@ -377,7 +458,7 @@ static void policy_apply(struct conf_policy *out,
 			 const struct conf_override *ov, bool own)
 {
 	for (size_t k = 0; k < NOPTIONS; k++) {
-		if (!(ov->set & (1ull << k)))
+		if (!set_has(ov->set, k))
 			continue;
 		const struct opt *o = &conf_options[k];
 		const void *from = (const char *)&ov->policy + o->offset;
@@ -407,11 +488,18 @@ static void policy_apply(struct conf_policy *out,
 	}
 }
 
-static const char *const known_sections[] = {"store", "greylist", NULL};
+static const char *const known_sections[] = {"store", "greylist", "dns",
+						 "spf", NULL};
+
+static int conf_validate(struct conf *c, char *msg, size_t msgsize);
 
 struct conf *conf_defaults(void)
 {
-	return conf_new_defaults();
+	char msg[256];
+	struct conf *c = conf_new_defaults();
+	if (conf_validate(c, msg, sizeof(msg)) != 0)
+		abort(); /* the defaults are valid by construction */
+	return c;
 }
 
 static int conf_fail(char *err, size_t errsize, const char *file, int line,
@@ -438,6 +526,36 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 		snprintf(msg, msgsize, "hostname: \"%s\" is not a host name",
 			 c->hostname);
 		return -1;
+	}
+	if (c->authserv_id[0] == '\0') {
+		free(c->authserv_id);
+		c->authserv_id = xstrdup(c->hostname);
+	}
+	if (strpbrk(c->authserv_id, " \t\r\n;\"()") != NULL) {
+		snprintf(msg, msgsize, "authserv_id: \"%s\" is not a host name",
+			 c->authserv_id);
+		return -1;
+	}
+	{
+		const char *cur = c->skip_clients;
+		char net[CIDR_STRLEN + 8];
+		int r;
+		cidr_list_free(&c->skip_nets);
+		while ((r = str_list_next(&cur, net, sizeof(net))) == 1) {
+			struct cidr cd;
+			if (cidr_parse(net, &cd, false) != 0) {
+				snprintf(msg, msgsize,
+					 "skip_clients: \"%s\" is not an "
+					 "address or network",
+					 net);
+				return -1;
+			}
+			cidr_list_add(&c->skip_nets, &cd);
+		}
+		if (r < 0) {
+			snprintf(msg, msgsize, "skip_clients: item too long");
+			return -1;
+		}
 	}
 	if (c->key_hash == CONF_KEY_HASH_HMAC && c->key_secret[0] == '\0') {
 		snprintf(msg, msgsize, "key_hash = hmac needs a key_secret");
@@ -568,7 +686,7 @@ struct conf *conf_load(const char *file, char *err, size_t errsize)
 			}
 			o = &conf_options[idx];
 			dst = (char *)&ov->policy + o->offset;
-			ov->set |= 1ull << idx;
+			ov->set[idx / 64] |= 1ull << (idx % 64);
 		} else {
 			o = opt_find(section, key);
 			if (o == NULL) {
@@ -621,6 +739,7 @@ void conf_free(struct conf *c)
 			free(*(char **)opt_ptr(o, c, &c->policy));
 	}
 	policy_free(&c->policy);
+	cidr_list_free(&c->skip_nets);
 	for (size_t i = 0; i < c->noverrides; i++) {
 		free(c->overrides[i].pattern);
 		policy_free(&c->overrides[i].policy);
@@ -657,9 +776,16 @@ static void opt_print(const struct opt *o, const void *src, FILE *out)
 			str_format_duration(*(const int64_t *)src, buf,
 					    sizeof(buf)));
 		break;
-	case OPT_MSECS:
-		fprintf(out, "%lldms", (long long)*(const int64_t *)src);
+	case OPT_MSECS: {
+		int64_t ms = *(const int64_t *)src;
+		if (ms % 1000 == 0)
+			fprintf(out, "%s",
+				str_format_duration(ms / 1000, buf,
+						    sizeof(buf)));
+		else
+			fprintf(out, "%lldms", (long long)ms);
 		break;
+	}
 	case OPT_INT:
 		fprintf(out, "%lld", *(const long long *)src);
 		break;
@@ -700,7 +826,7 @@ void conf_print(const struct conf *c, FILE *out)
 		const struct conf_override *ov = &c->overrides[i];
 		fprintf(out, "\n[%s %s]\n", kinds[ov->kind], ov->pattern);
 		for (size_t k = 0; k < NOPTIONS; k++) {
-			if (!(ov->set & (1ull << k)))
+			if (!set_has(ov->set, k))
 				continue;
 			const struct opt *o = &conf_options[k];
 			fprintf(out, "%s%s%s = ", o->section,

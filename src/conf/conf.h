@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "spf/spf.h"
 #include "util/addr.h"
 
 /* Default configuration file (the packaged location). */
@@ -38,6 +39,33 @@ struct conf_checks {
 	enum conf_check v[CONF_CHECKS_MAX];
 };
 
+/* What an SPF result leads to ([spf] mailfrom_<result>, helo_<result>). */
+enum conf_spf_action {
+	CONF_SPF_REJECT,
+	CONF_SPF_DEFER,
+	CONF_SPF_GREYLIST, /* greylist even where whitelisted otherwise */
+	CONF_SPF_PREPEND,  /* add the header only */
+	CONF_SPF_IGNORE,
+};
+#define CONF_SPF_NRESULTS 7 /* indexed by enum spf_result */
+
+enum conf_spf_header {
+	CONF_HDR_RECEIVED_SPF,
+	CONF_HDR_AUTH_RESULTS,
+	CONF_HDR_BOTH,
+	CONF_HDR_NONE,
+};
+
+/* [greylist] spf_pass: how an SPF-pass sender is greylisted. */
+enum conf_spf_pass {
+	CONF_SPF_PASS_KEY_BY_DOMAIN, /* key by the validated domain */
+	CONF_SPF_PASS_SKIP,          /* not greylisted */
+	CONF_SPF_PASS_NORMAL,        /* keyed by client network as usual */
+};
+
+/* [greylist] only_if: which mail is greylisted. */
+enum conf_only_if { CONF_ONLY_IF_ALWAYS, CONF_ONLY_IF_SPF_NOT_PASS };
+
 /* Options that may differ per message (settable in override sections). */
 struct conf_policy {
 	struct conf_checks checks;
@@ -48,6 +76,16 @@ struct conf_policy {
 	bool learning;
 	bool greylist_header;
 	char *greylist_text; /* DEFER text template: %s secs, %r domain */
+	enum conf_spf_pass spf_pass;
+	enum conf_only_if only_if;
+	/* [spf] */
+	bool helo_check;
+	bool test_only;
+	enum conf_spf_header spf_header;
+	int mailfrom_action[CONF_SPF_NRESULTS]; /* enum conf_spf_action */
+	int helo_action[CONF_SPF_NRESULTS];
+	char *whitelist_senders; /* domains, trusted only on SPF pass */
+	char *whitelist_helo;    /* HELO names, trusted only on SPF pass */
 };
 
 enum conf_override_kind {
@@ -56,18 +94,24 @@ enum conf_override_kind {
 	CONF_OV_RECIPIENT,
 };
 
+/* Words in an override's bitmap of the options it sets. */
+#define CONF_SET_WORDS 2
+
 /* One override section. `set` has a bit per option index in conf.c's table
- * (conf_policy_option_count() of them) telling which fields it sets. */
+ * telling which fields it sets. */
 struct conf_override {
 	enum conf_override_kind kind;
 	char *pattern;    /* as written, lower-cased */
 	struct cidr net;  /* CONF_OV_CLIENT */
 	struct conf_policy policy;
-	uint64_t set;
+	uint64_t set[CONF_SET_WORDS];
 	int line;
 };
 
 enum conf_backend { CONF_BACKEND_LMDB, CONF_BACKEND_REDIS };
+/* Enhanced status codes of SPF replies: RFC 7372 (5.7.23, 5.7.24, 4.7.24)
+ * or RFC 7208's original ones (5.7.1, 4.4.3). */
+enum conf_smtp_codes { CONF_CODES_RFC7372, CONF_CODES_CLASSIC };
 enum conf_key_hash { CONF_KEY_HASH_NONE, CONF_KEY_HASH_HMAC };
 enum conf_log { CONF_LOG_SYSLOG, CONF_LOG_STDERR };
 /* What a valid request gets when the store fails: DUNNO lets the mail in
@@ -106,6 +150,17 @@ struct conf {
 	char *whitelist_clients;    /* comma list of files */
 	char *whitelist_recipients; /* comma list of files */
 	char *recipient_delimiter;
+	/* [dns] */
+	char *dns_servers;
+	int64_t dns_timeout_ms;
+	bool dns_recursion;
+	/* [spf] that are not per message */
+	char *skip_clients; /* as written */
+	struct cidr_list skip_nets; /* parsed */
+	char *authserv_id;          /* "" means hostname (filled in) */
+	long long max_void;
+	int64_t spf_time_limit;
+	enum conf_smtp_codes smtp_codes;
 	/* per-message defaults and overrides */
 	struct conf_policy policy;
 	struct conf_override *overrides;

@@ -23,8 +23,10 @@
 #define POLICY_ATTRS_MAX 64
 /* Largest request including its empty line. */
 #define POLICY_REQUEST_MAX 32768
-/* Longest action value we send: Postfix cuts SMTP reply text at 510. */
-#define POLICY_ACTION_MAX 500
+/* Longest action value we send: a PREPEND of a header field up to RFC
+ * 5322's 998-octet line limit fits; reply texts are bounded tighter by
+ * their makers (Postfix cuts SMTP reply text at 510). */
+#define POLICY_ACTION_MAX 1024
 
 /* Attribute names: defined here once. */
 #define POLICY_A_REQUEST "request"
