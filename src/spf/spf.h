@@ -12,9 +12,10 @@
  *	struct spf_lookup lk[SPF_MAX_STEP];
  *	size_t n;
  *	while ((n = spf_eval_next(ev, lk, SPF_MAX_STEP)) > 0) {
- *		for (size_t i = 0; i < n; i++)
+ *		for (size_t i = 0; i < n; i++) {
  *			... resolve lk[i].name / lk[i].type (concurrently) ...
  *			spf_eval_answer(ev, lk[i].id, &answer);
+ *		}
  *	}
  *	const struct spf_outcome *o = spf_eval_outcome(ev);
  *	... o->result, o->explanation, o->mechanism ...
@@ -36,6 +37,11 @@
  * Time limit (RFC 7208 section 4.6.4, "at least 20 seconds"): the driver
  * measures elapsed time and, past SPF_TIME_LIMIT (or its configured limit),
  * calls spf_eval_timeout(), which ends the evaluation with temperror.
+ *
+ * Name validity: lookup names are 1..253 octets with labels of 1..63,
+ * printable ASCII (spaces possible: %_ expands to one), never a backslash,
+ * so presentation form reads them literally. Expanded targets that are not
+ * valid names are treated as not existing and never asked for.
  *
  * Memory: each evaluation allocates from its own arena, freed at once by
  * spf_eval_free(). Every string the evaluator hands out (lookup names,
@@ -177,7 +183,10 @@ int spf_eval_answer(struct spf_eval *ev, unsigned id,
  * (problem "time limit exceeded"). Outstanding answers are then ignored. */
 void spf_eval_timeout(struct spf_eval *ev);
 
-/* True once the evaluation has finished. */
+/* True once the evaluation has finished: after spf_eval_next() returned 0
+ * or spf_eval_timeout(). (Answers are consumed by the next
+ * spf_eval_next() call, so feeding the last answer alone does not finish
+ * it.) */
 bool spf_eval_done(const struct spf_eval *ev);
 
 /* The outcome; meaningful once spf_eval_done(). All strings are printable
@@ -189,16 +198,17 @@ struct spf_outcome {
 	 * NULL for every other result. */
 	const char *explanation;
 	bool explanation_from_domain; /* true if it came from exp= */
-	/* The term that decided, as written in the record ("ip4:192.0.2.0/24",
-	 * "-all", "include:example.com"), or "default" if none matched; NULL
-	 * for none/temperror/permerror. */
+	/* The term that decided, as written in the record with its qualifier
+	 * ("ip4:192.0.2.0/24", "-all", "?include:example.com"), or "default"
+	 * if none matched; NULL for none/temperror/permerror. */
 	const char *mechanism;
-	/* On permerror/temperror: what went wrong, e.g. "too many DNS lookups"
-	 * or "DNS timeout for example.com TXT"; otherwise NULL. */
+	/* On permerror/temperror: what went wrong, e.g. "more than 10
+	 * DNS-querying terms at 'a' (RFC 7208 4.6.4)" or "DNS timeout
+	 * looking up TXT example.com"; otherwise NULL. */
 	const char *problem;
-	const char
-	    *domain;	  /* the domain the result is for (initial <domain>) */
-	unsigned lookups; /* DNS-querying terms used (<= 10 unless error) */
+	/* The domain the result is for (the initial <domain>, no final dot). */
+	const char *domain;
+	unsigned lookups;      /* DNS-querying terms charged (11 = over) */
 	unsigned void_lookups; /* void lookups seen */
 	unsigned queries;      /* DNS queries asked of the caller in total */
 };
