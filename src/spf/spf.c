@@ -410,8 +410,13 @@ static bool void_lookup(struct spf_eval *ev)
 
 /* ---- macros ----------------------------------------------------------- */
 
+/* Section 7.3: the <domain> itself if validated, else a validated
+ * subdomain of it, else any validated name, else "unknown". */
 static const char *choose_p(const struct spf_eval *ev, const char *domain)
 {
+	for (size_t i = 0; i < ev->p_n; i++)
+		if (strcasecmp(ev->p_names[i], domain) == 0)
+			return ev->p_names[i];
 	for (size_t i = 0; i < ev->p_n; i++)
 		if (name_within(ev->p_names[i], domain))
 			return ev->p_names[i];
