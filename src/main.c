@@ -17,6 +17,7 @@ static const struct {
 	{"serve", cmd_serve, "run the daemon with the configured listeners"},
 	{"policy", cmd_policy,
 	 "serve one connection on stdin/stdout (Postfix spawn)"},
+	{"check", cmd_check, "check SPF for one IP, sender and HELO"},
 	{"config", cmd_config, "validate and print the effective configuration"},
 	{"db", cmd_db, "inspect and manage the greylist store"},
 };
