@@ -466,6 +466,95 @@ static void test_bad_configuration_is_reported(void)
 	CHECK(strstr(err, "more than") != NULL);
 }
 
+static void test_ipv6_forwarder(void)
+{
+	char servers[64], err[256];
+	struct dns_config cfg = {.servers = servers, .timeout = 2.0};
+	struct dns_resolver *r;
+	struct result res;
+
+	snprintf(servers, sizeof(servers), "::1@%d", port);
+	r = dns_resolver_new(base, &cfg, err, sizeof(err));
+	CHECK(r != NULL);
+	if (!lookup(r, "n2.test", DNS_T_A, &res)) {
+		dns_resolver_free(r);
+		CHECK(!"no answer over ::1");
+	}
+	dns_resolver_free(r);
+	CHECK(res.status == DNS_OK && has_addr(&res, "192.0.2.102"));
+}
+
+static void test_resolv_conf_and_recursion_modes_start(void)
+{
+	char err[256] = "";
+	struct dns_config cfg = {.servers = NULL};
+	struct dns_resolver *r;
+
+	/* No lookups: only loopback may be used in tests. */
+	r = dns_resolver_new(base, &cfg, err, sizeof(err));
+	CHECK(r != NULL);
+	dns_resolver_free(r);
+	cfg.servers = "";
+	cfg.recursion = 1;
+	r = dns_resolver_new(base, &cfg, err, sizeof(err));
+	CHECK(r != NULL);
+	dns_resolver_free(r);
+}
+
+/* The SPF engine's pattern: callbacks start the next lookups and cancel
+ * others that are no longer needed. */
+struct chain {
+	struct dns_resolver *r;
+	struct dns_query *victim;
+	int started, answered, cancelled_calls;
+	bool done;
+};
+
+static void chain_victim_cb(void *arg, const struct dns_answer *a)
+{
+	struct chain *c = arg;
+
+	(void)a;
+	c->cancelled_calls++;
+}
+
+static void chain_cb(void *arg, const struct dns_answer *a)
+{
+	struct chain *c = arg;
+	char name[32];
+
+	c->answered++;
+	if (a->status != DNS_OK)
+		c->done = true; /* makes the test fail below */
+	if (c->victim) {
+		dns_cancel(c->victim);
+		c->victim = NULL;
+	}
+	if (c->started < 10) {
+		snprintf(name, sizeof(name), "n%d.test", c->started % 12);
+		c->started++;
+		dns_resolve(c->r, name, DNS_T_A, chain_cb, c);
+	} else if (c->answered == c->started) {
+		c->done = true;
+	}
+}
+
+static void test_callbacks_may_start_and_cancel_lookups(void)
+{
+	struct chain c = {.r = R};
+
+	/* slow.test never answers: the victim is still pending when the
+	 * first answer of the chain cancels it. */
+	c.victim = dns_resolve(R, "slow.test", DNS_T_TXT, chain_victim_cb, &c);
+	CHECK(c.victim != NULL);
+	c.started = 1;
+	CHECK(dns_resolve(R, "n3.test", DNS_T_A, chain_cb, &c) != NULL);
+	CHECK(wait_for(&c.done));
+	CHECK(c.answered == 10);
+	CHECK(c.cancelled_calls == 0);
+	CHECK(dns_pending(R) == 0);
+}
+
 struct load {
 	int done, ok;
 	double last;
@@ -541,6 +630,9 @@ int main(int argc, char **argv)
 	    T(test_big_txt_over_tcp_is_complete),
 	    T(test_second_lookup_is_served_from_cache),
 	    T(test_cancelled_lookup_never_calls_back),
+	    T(test_callbacks_may_start_and_cancel_lookups),
+	    T(test_ipv6_forwarder),
+	    T(test_resolv_conf_and_recursion_modes_start),
 	    T(test_timeout_within_configured_time),
 	    T(test_timeouts_do_not_poison_the_forwarder),
 	    T(test_free_with_pending_lookups),

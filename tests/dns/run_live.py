@@ -4,7 +4,7 @@
     run_live.py BINARY
 
 Server 1 serves tests/dns/zone.json, truncates UDP answers over 512 bytes
-(--max-udp 512, so big TXT records come over TCP) and logs its queries;
+(--max-udp 512, so big TXT records come over TCP) and logs its queries, on 127.0.0.1 and ::1;
 server 2 serves load0.test..load999.test and answers after 100 ms. Both are
 stopped with SIGTERM at the end (killed if they do not stop in 5 s). The
 exit status is the test program's.
@@ -62,7 +62,7 @@ def main():
         try:
             p1, port1 = start(tmp, "main", [
                 "--zone", os.path.join(HERE, "zone.json"),
-                "--max-udp", "512", "--log", log])
+                "--max-udp", "512", "--log", log, "--ipv6"])
             procs.append(p1)
             p2, port2 = start(tmp, "slow", [
                 "--zone", load_zone, "--delay", str(SLOW_DELAY_MS)])
