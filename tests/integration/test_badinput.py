@@ -1,0 +1,156 @@
+"""Malformed and oversized input: the offending connection is closed
+without a reply and a warning logged; every other connection, opened
+before or after, keeps being served and the daemon stays up."""
+
+import pytest
+
+from helpers import encode, req
+
+DEFER_PREFIX = "DEFER_IF_PERMIT 4.7.1 Greylisted"
+LINE_MAX = 4096       # policy.h POLICY_LINE_MAX, LF included
+REQUEST_MAX = 32768   # policy.h POLICY_REQUEST_MAX, empty line included
+
+
+def padded_request(total, client="192.0.2.120"):
+    """A valid request of exactly `total` bytes (filler attributes of
+    at most 1000 bytes each, so no line limit is reached)."""
+    head = encode(req(client=client))[:-1]  # without the empty line
+    need = total - len(head) - 1
+    lines = []
+    i = 0
+    while need > 0:
+        name = f"x_filler{i:02d}="
+        size = min(1000, need)
+        if need - size and need - size < len(name) + 2:
+            size -= len(name) + 2  # leave room for one more line
+        val = "a" * (size - len(name) - 1)
+        lines.append(f"{name}{val}\n")
+        need -= size
+        i += 1
+    data = head + "".join(lines).encode() + b"\n"
+    assert len(data) == total
+    return data
+
+
+def junk():
+    # Deterministic binary junk without NUL, with a few LFs.
+    return bytes((i * 37 + 11) % 255 + 1 for i in range(3000)) + b"\n\n"
+
+
+def long_line():
+    return (b"request=smtpd_access_policy\nhelo_name="
+            + b"h" * (LINE_MAX + 100) + b"\n\n")
+
+
+BAD = {
+    "line_without_equals": (
+        b"request=smtpd_access_policy\nthis line has no equals\n\n",
+        "line without '=' in request: \"this line has no equals\""),
+    "empty_name": (b"request=smtpd_access_policy\n=value\n\n",
+                   "empty attribute name in request: \"=value\""),
+    "line_over_4096": (long_line(),
+                       f"request line longer than {LINE_MAX} bytes"),
+    "request_over_32k": (padded_request(REQUEST_MAX + 1),
+                         f"request larger than {REQUEST_MAX} bytes"),
+    "binary_junk": (junk(), None),
+    "nul_byte": (encode(req(helo="mx\x00.example.net")),
+                 "NUL byte in request"),
+    "nul_only": (b"\x00" * 100 + b"\n\n", "NUL byte in request"),
+    "no_request_attr": (b"client_address=192.0.2.1\n\n",
+                        "no \"request\" attribute"),
+    "unknown_request_type": (b"request=junk_request\n\n",
+                             "unknown request type \"junk_request\""),
+    "too_many_attributes": (
+        b"request=smtpd_access_policy\n"
+        + b"".join(b"a%d=b\n" % i for i in range(70)) + b"\n",
+        "more than 64 attributes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_request_closes_only_that_connection(daemon, case):
+    data, why = BAD[case]
+    d = daemon()
+    before = d.client()
+    assert before.request(req(client="192.0.2.121")).startswith(DEFER_PREFIX)
+    bad = d.client()
+    port = bad.local_port()
+    bad.send_raw(data)
+    bad.expect_closed()
+    expected = f"warning: 127.0.0.1:{port}: "
+    lines = [m for m in d.msgs() if m.startswith(expected)]
+    assert len(lines) == 1, d.msgs()
+    assert lines[0].endswith("; closing the connection without a reply")
+    if why is not None:
+        assert lines[0] == f"{expected}{why}; closing the connection " \
+                           "without a reply"
+    # The connection opened before and one opened after still work.
+    assert before.request(req(client="192.0.2.122")).startswith(DEFER_PREFIX)
+    after = d.client()
+    assert after.request(req(client="192.0.2.123")).startswith(DEFER_PREFIX)
+    assert d.running()
+    assert not d.log_lines("Initial greylisting: REMOTEIP=\"192.0.2.120\"")
+
+
+def test_bad_request_after_good_one_in_same_write(daemon):
+    d = daemon()
+    c = d.client()
+    good = req(client="192.0.2.124")
+    c.send_raw(encode(good) + b"garbage\n\n" + encode(req()))
+    assert c.read_reply().startswith(DEFER_PREFIX)
+    c.expect_closed()
+    assert len(d.log_lines("Initial greylisting:")) == 1
+
+
+def test_limits_exactly_reached_are_accepted(daemon):
+    d = daemon()
+    c = d.client()
+    line = b"helo_name=" + b"h" * (LINE_MAX - len("helo_name=") - 1) + b"\n"
+    assert len(line) == LINE_MAX
+    a = encode(req(client="192.0.2.125"))
+    c.send_raw(a[:-1] + line + b"\n")
+    assert c.read_reply().startswith(DEFER_PREFIX)
+    c.send_raw(padded_request(REQUEST_MAX, client="192.0.2.126"))
+    assert c.read_reply().startswith(DEFER_PREFIX)
+    assert not d.log_lines("closing the connection")
+
+
+def test_unix_bad_request_is_logged(daemon):
+    d = daemon(listen=("unix",))
+    bad = d.client("unix")
+    bad.send_raw(b"no equals here\n\n")
+    bad.expect_closed()
+    assert any(m.startswith("warning: unix:") and
+               m.endswith("line without '=' in request: \"no equals "
+                          "here\"; closing the connection without a reply")
+               for m in d.msgs()), d.msgs()
+    assert d.client("unix").request(req()).startswith(DEFER_PREFIX)
+
+
+def test_partial_request_then_hangup(daemon):
+    d = daemon()
+    c = d.client()
+    c.send_raw(encode(req())[:100])
+    c.close()
+    assert d.client().request(req()).startswith(DEFER_PREFIX)
+    assert d.running()
+    assert not d.log_lines("closing the connection")
+
+
+def test_bad_client_address_gets_dunno(daemon):
+    d = daemon()
+    c = d.client()
+    assert c.request(req(client="not-an-ip")) == "DUNNO"
+    assert 'warning: request without a usable client_address ' \
+        '"not-an-ip"; ' \
+        'answering DUNNO' in d.msgs()
+    assert c.request(req(client="192.0.2.127")).startswith(DEFER_PREFIX)
+
+
+def test_spawn_bad_request_exits(daemon, spawn):
+    d = daemon(start=False)
+    p = spawn(d.conf)
+    assert p.request(req()).startswith(DEFER_PREFIX)
+    p.send_raw(b"junk without equals\n\n")
+    p.expect_closed()
+    assert p.proc.wait(5) == 0
