@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "dns/resolver.h"
 #include "engine/engine.h"
 #include "server/listen.h"
 #include "server/privdrop.h"
@@ -151,6 +152,7 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 	struct store *st = NULL;
 	struct event_base *base = NULL;
 	struct engine *eng = NULL;
+	struct dns_resolver *dns = NULL;
 	struct server *srv = NULL;
 	int status = 1;
 
@@ -183,7 +185,17 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 		log_err("store: %s", err);
 		goto out;
 	}
-	eng = engine_new(base, c, lists, st);
+	struct dns_config dc = {
+		.servers = c->dns_servers,
+		.recursion = c->dns_recursion,
+		.timeout = (double)c->dns_timeout_ms / 1000.0,
+	};
+	dns = dns_resolver_new(base, &dc, err, sizeof(err));
+	if (dns == NULL) {
+		log_err("dns: %s", err);
+		goto out;
+	}
+	eng = engine_new(base, c, lists, st, dns);
 	lists = NULL;
 	for (size_t i = 0; i < ls.n; i++)
 		log_info("listening on %s", ls.v[i].name);
@@ -206,6 +218,8 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 out:
 	server_free(srv);
 	engine_free(eng);
+	if (dns)
+		dns_resolver_free(dns);
 	if (st) {
 		store_flush(st, err, sizeof(err));
 		store_close(st);

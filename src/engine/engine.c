@@ -12,6 +12,8 @@
  */
 #include "engine/engine.h"
 #include "conf/conf.h"
+#include "dns/resolver.h"
+#include "engine/spfrun.h"
 #include "grey/greylist.h"
 #include "grey/key.h"
 #include "grey/whitelist.h"
@@ -23,6 +25,7 @@
 
 #include <event2/event.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +47,7 @@ struct engine {
 	struct conf *conf;
 	struct engine_lists *lists;
 	struct store *store;
+	struct dns_resolver *dns;
 	engine_clock_fn clock;
 	void *clock_arg;
 	struct cidr_list dbwl; /* networks from the store's whitelist table */
@@ -64,7 +68,12 @@ struct job {
 	struct addr client;
 	int check;       /* index in pol.checks of the running check */
 	int64_t now;
-	char prepend[GREY_HEADER_MAX];
+	/* SPF */
+	int spf_pending;       /* evaluations still running */
+	bool force_greylist;   /* an SPF action asked for greylisting */
+	bool greylist_ran;
+	bool skip_greylist;    /* SPF decided greylisting is not needed */
+	const char *skip_why;
 	/* greylist state */
 	char netkey[GREY_NET_MAX + 1];
 	size_t netkeylen;
@@ -160,13 +169,15 @@ void engine_lists_free(struct engine_lists *l)
 }
 
 struct engine *engine_new(struct event_base *base, struct conf *conf,
-			  struct engine_lists *lists, struct store *store)
+			  struct engine_lists *lists, struct store *store,
+			  struct dns_resolver *dns)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	e->base = base;
 	e->conf = conf_ref(conf);
 	e->lists = lists;
 	e->store = store;
+	e->dns = dns;
 	e->clock = engine_default_clock;
 	e->dbwl_loaded = -ENGINE_DBWL_REFRESH;
 	return e;
@@ -237,6 +248,35 @@ static void job_finish(struct job *j, const char *action)
 }
 
 static void job_next_check(struct job *j);
+
+/* Queues a header for this message (dropped if the queue is full). */
+static void msg_queue_header(struct engine_msg *m, const char *h)
+{
+	if (m->nheaders >= ENGINE_HEADERS_MAX || *h == '\0')
+		return;
+	snprintf(m->headers[m->nheaders++], sizeof(m->headers[0]), "%s", h);
+}
+
+/* The final answer when no check deferred or rejected: the next queued
+ * header as a PREPEND (Postfix ignores PREPEND after END-OF-MESSAGE), or
+ * DUNNO. */
+static void job_finish_ok(struct job *j)
+{
+	struct engine_msg *m = j->msg;
+	bool eom = strcmp(j->req->v[POLICY_PROTOCOL_STATE], "END-OF-MESSAGE") ==
+		   0;
+	if (m->nheaders > 0 && !eom) {
+		char action[sizeof(POLICY_PREPEND) + SPF_HEADER_MAX];
+		snprintf(action, sizeof(action), POLICY_PREPEND " %s",
+			 m->headers[0]);
+		m->nheaders--;
+		memmove(m->headers[0], m->headers[1],
+			sizeof(m->headers[0]) * (size_t)m->nheaders);
+		job_finish(j, action);
+		return;
+	}
+	job_finish(j, POLICY_DUNNO);
+}
 
 /* A check passed (no defer/reject): go on to the next one. */
 static void job_continue(struct job *j)
@@ -315,11 +355,15 @@ static void grey_after_triplet(void *arg, int status, const char *err)
 			 t->first_pass ? ", first pass" : "");
 		job_log(j, "Allowed greylisting", detail);
 		if (t->first_pass && j->pol.greylist_header &&
-		    !j->msg->greylist_header_sent && j->prepend[0] == '\0' &&
-		    grey_header(t->delayed, GREYSPF_VERSION,
-				j->conf->hostname, j->now, j->prepend,
-				sizeof(j->prepend)) > 0)
-			j->msg->greylist_header_sent = true;
+		    !j->msg->greylist_header_queued) {
+			char h[GREY_HEADER_MAX];
+			if (grey_header(t->delayed, GREYSPF_VERSION,
+					j->conf->hostname, j->now, h,
+					sizeof(h)) > 0) {
+				msg_queue_header(j->msg, h);
+				j->msg->greylist_header_queued = true;
+			}
+		}
 		break;
 	}
 	if (t->first_pass && j->pol.auto_whitelist > 0 &&
@@ -364,21 +408,29 @@ static void check_greylist(struct job *j)
 	const struct policy_request *r = j->req;
 	char detail[WL_LINE_MAX + 64];
 
+	j->greylist_ran = true;
 	if (r->len[POLICY_RECIPIENT] == 0) {
 		/* Greylisting is per recipient: nothing to do before RCPT. */
 		job_continue(j);
 		return;
 	}
-	const struct wl_entry *w = wl_match_client(
+	if (j->skip_greylist && !j->force_greylist) {
+		j->e->counters.whitelisted++;
+		job_log(j, "Not greylisted", j->skip_why);
+		job_continue(j);
+		return;
+	}
+	const struct wl_entry *w = j->force_greylist ? NULL : wl_match_client(
 		j->lists->wl, &j->client, r->v[POLICY_CLIENT_NAME],
 		r->v[POLICY_REVERSE_CLIENT_NAME]);
-	if (w == NULL && cidr_list_match(&j->e->dbwl, &j->client)) {
+	if (w == NULL && !j->force_greylist &&
+	    cidr_list_match(&j->e->dbwl, &j->client)) {
 		j->e->counters.whitelisted++;
 		job_log(j, "Whitelisted", "client in the store's whitelist");
 		job_continue(j);
 		return;
 	}
-	if (w == NULL)
+	if (w == NULL && !j->force_greylist)
 		w = wl_match_recipient(j->lists->wl, r->v[POLICY_RECIPIENT]);
 	if (w != NULL) {
 		j->e->counters.whitelisted++;
@@ -394,15 +446,34 @@ static void check_greylist(struct job *j)
 	kc.ipv4_prefix = (int)j->conf->ipv4_prefix;
 	kc.ipv6_prefix = (int)j->conf->ipv6_prefix;
 	kc.delimiters = j->conf->recipient_delimiter;
-	ssize_t n = grey_key_net(&kc, &j->client, j->netkey,
+	/* SPF-aware keying: a sender whose domain passed SPF is keyed by that
+	 * domain, so a retry from another address of its pool (or the other
+	 * IP family) matches. */
+	const struct engine_spf *sp = &j->msg->spf;
+	bool by_domain = sp->done && sp->mailfrom == SPF_PASS &&
+			 j->pol.spf_pass == CONF_SPF_PASS_KEY_BY_DOMAIN &&
+			 sp->domain[0] != '\0';
+	ssize_t n, k;
+	if (by_domain) {
+		n = grey_key_spf_net(sp->domain, j->netkey, sizeof(j->netkey));
+		k = n < 0 ? -1
+			  : grey_key_triplet_spf(&kc, sp->domain,
+						 r->v[POLICY_SENDER],
+						 r->len[POLICY_SENDER],
+						 r->v[POLICY_RECIPIENT],
+						 r->len[POLICY_RECIPIENT],
+						 j->key, sizeof(j->key));
+	} else {
+		n = grey_key_net(&kc, &j->client, j->netkey,
 				 sizeof(j->netkey));
-	ssize_t k = n < 0 ? -1
+		k = n < 0 ? -1
 			  : grey_key_triplet(&kc, &j->client,
 					     r->v[POLICY_SENDER],
 					     r->len[POLICY_SENDER],
 					     r->v[POLICY_RECIPIENT],
 					     r->len[POLICY_RECIPIENT], j->key,
 					     sizeof(j->key));
+	}
 	if (n < 0 || k < 0) {
 		/* Over-long addresses cannot be keyed: let the mail through
 		 * rather than defer it forever. */
@@ -421,7 +492,7 @@ static void check_greylist(struct job *j)
 	j->gp.learning = j->pol.learning;
 	j->cop.params = &j->gp;
 	j->cop.now = j->now;
-	if (j->gp.auto_whitelist > 0) {
+	if (j->gp.auto_whitelist > 0 && !j->force_greylist) {
 		store_rmw(j->e->store, STORE_CLIENTS, j->netkey, j->netkeylen,
 			  j->now, grey_client_check_rmw, &j->cop,
 			  grey_after_client_check, j);
@@ -430,19 +501,348 @@ static void check_greylist(struct job *j)
 	grey_triplet(j);
 }
 
+/* ---- SPF -------------------------------------------------------------- */
+
+/* tumgreyspf's log wording for each result (enum spf_result order). */
+static const char *const spf_log_words[CONF_SPF_NRESULTS] = {
+	[SPF_NONE] = "SPF none - no SPF record",
+	[SPF_NEUTRAL] = "access neither permitted nor denied",
+	[SPF_PASS] = "sender SPF authorized",
+	[SPF_FAIL] = "SPF fail - not authorized",
+	[SPF_SOFTFAIL] = "domain owner discourages use of this host",
+	[SPF_TEMPERROR] = "temporary SPF error",
+	[SPF_PERMERROR] = "permanent SPF error",
+};
+
+static const char *const spf_action_words[] = {"reject", "defer", "greylist",
+					       "prepend", "ignore"};
+
+/* Logs `WORDS: QUEUE_ID="..."; identity=...; client-ip=...; helo=...;
+ * envelope-from=...; receiver=...;` plus what we do about it. */
+static void spf_log(const struct job *j, enum spf_identity id, int result,
+		    const char *action, const char *problem)
+{
+	char qid[64], helo[LOG_UNTRUSTED_MAX], snd[LOG_UNTRUSTED_MAX],
+		rcpt[LOG_UNTRUSTED_MAX], ip[ADDR_STRLEN], prob[200];
+	const struct policy_request *r = j->req;
+	log_escape(qid, sizeof(qid), r->v[POLICY_QUEUE_ID],
+		   r->len[POLICY_QUEUE_ID]);
+	log_escape(helo, sizeof(helo), r->v[POLICY_HELO_NAME],
+		   r->len[POLICY_HELO_NAME]);
+	log_escape(snd, sizeof(snd), r->v[POLICY_SENDER], r->len[POLICY_SENDER]);
+	log_escape(rcpt, sizeof(rcpt), r->v[POLICY_RECIPIENT],
+		   r->len[POLICY_RECIPIENT]);
+	addr_format(&j->client, ip, sizeof(ip));
+	if (problem && *problem)
+		snprintf(prob, sizeof(prob), " problem=\"%s\";", problem);
+	else
+		prob[0] = '\0';
+	log_info("%s: QUEUE_ID=\"%s\"; identity=%s; client-ip=%s; helo=%s; "
+		 "envelope-from=%s; receiver=%s;%s action=%s;",
+		 spf_log_words[result], qid, spf_identity_name(id), ip, helo,
+		 snd, rcpt, prob, action);
+}
+
+/* Is name in the comma-separated list of domains (a listed domain covers
+ * its subdomains)? */
+static bool domain_in_list(const char *list, const char *name)
+{
+	char item[ENGINE_DOMAIN_MAX];
+	const char *cur = list;
+	if (list == NULL || *name == '\0')
+		return false;
+	while (str_list_next(&cur, item, sizeof(item)) == 1) {
+		const char *d = item[0] == '.' ? item + 1 : item;
+		if (strcasecmp(d, name) == 0 ||
+		    (str_iends_with(name, d) &&
+		     name[strlen(name) - strlen(d) - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
+/* The reply for a reject or defer caused by an SPF result. */
+static void spf_reply(const struct job *j, bool reject, int result,
+		      const char *domain, bool helo, char *out, size_t size)
+{
+	const struct engine_spf *sp = &j->msg->spf;
+	bool classic = j->conf->smtp_codes == CONF_CODES_CLASSIC;
+	const char *code;
+	char text[SPF_EXPLANATION_MAX + ENGINE_DOMAIN_MAX + 200];
+	const char *problem = helo ? sp->helo_problem : sp->problem;
+
+	switch (result) {
+	case SPF_FAIL:
+		if (!helo && sp->explanation[0] != '\0' &&
+		    sp->explanation_from_domain)
+			snprintf(text, sizeof(text),
+				 "The domain %s explains: %s", domain,
+				 sp->explanation);
+		else if (!helo && sp->explanation[0] != '\0')
+			snprintf(text, sizeof(text), "%s", sp->explanation);
+		else
+			snprintf(text, sizeof(text),
+				 "SPF fail: the HELO name %s does not "
+				 "authorize this host",
+				 domain);
+		code = reject ? (classic ? "550 5.7.1" : "550 5.7.23")
+			      : (classic ? "451 4.7.1" : "451 4.7.23");
+		break;
+	case SPF_PERMERROR:
+		snprintf(text, sizeof(text),
+			 "SPF permanent error for %s: %s", domain,
+			 problem[0] ? problem : "invalid SPF record");
+		code = reject ? (classic ? "550 5.5.2" : "550 5.7.24")
+			      : (classic ? "451 4.4.3" : "451 4.7.24");
+		break;
+	case SPF_TEMPERROR:
+		snprintf(text, sizeof(text),
+			 "SPF temporary error for %s: %s, please try again "
+			 "later",
+			 domain, problem[0] ? problem : "DNS failure");
+		code = reject ? (classic ? "550 5.7.1" : "550 5.7.24")
+			      : (classic ? "451 4.4.3" : "451 4.7.24");
+		break;
+	default:
+		snprintf(text, sizeof(text), "SPF %s for %s: %s",
+			 spf_result_name((enum spf_result)result), domain,
+			 spf_log_words[result]);
+		code = reject ? (classic ? "550 5.7.1" : "550 5.7.23")
+			      : (classic ? "451 4.7.1" : "451 4.7.23");
+		break;
+	}
+	/* The reply writer makes it printable; bound the text for Postfix's
+	 * 510-octet reply limit. */
+	snprintf(out, size, "%s %.400s", code, text);
+}
+
+static void spf_queue_headers(struct job *j)
+{
+	struct engine_spf *sp = &j->msg->spf;
+	const struct policy_request *r = j->req;
+	char h[SPF_HEADER_MAX];
+	if (sp->headers_queued || j->pol.spf_header == CONF_HDR_NONE)
+		return;
+	/* The MAIL FROM identity's result; the HELO one if only it ran. */
+	bool mf = sp->mailfrom >= 0;
+	struct spf_header_info hi = {
+		.result = (enum spf_result)(mf ? sp->mailfrom : sp->helo),
+		.identity = mf ? SPF_ID_MAILFROM : SPF_ID_HELO,
+		.ip = &j->client,
+		.sender = r->v[POLICY_SENDER],
+		.helo = r->v[POLICY_HELO_NAME],
+		.receiver = j->conf->hostname,
+		.mechanism = sp->mechanism[0] ? sp->mechanism : NULL,
+		.problem = mf ? (sp->problem[0] ? sp->problem : NULL)
+			      : (sp->helo_problem[0] ? sp->helo_problem : NULL),
+	};
+	if (sp->mailfrom < 0 && sp->helo < 0)
+		return;
+	sp->headers_queued = true;
+	if (j->pol.spf_header == CONF_HDR_RECEIVED_SPF ||
+	    j->pol.spf_header == CONF_HDR_BOTH) {
+		if (spf_header_received(&hi, h, sizeof(h)) > 0)
+			msg_queue_header(j->msg, h);
+	}
+	if (j->pol.spf_header == CONF_HDR_AUTH_RESULTS ||
+	    j->pol.spf_header == CONF_HDR_BOTH) {
+		if (spf_header_auth_results(j->conf->authserv_id, &hi, h,
+					    sizeof(h)) > 0)
+			msg_queue_header(j->msg, h);
+	}
+}
+
+/* Both identities are known: act on them for this recipient. */
+static void spf_decide(struct job *j)
+{
+	struct engine_spf *sp = &j->msg->spf;
+	const char *rcpt_action = "ignore";
+	int act = CONF_SPF_IGNORE;
+	bool by_helo = false;
+
+	if (sp->skipped) {
+		job_continue(j);
+		return;
+	}
+	if (sp->mailfrom >= 0)
+		act = j->pol.mailfrom_action[sp->mailfrom];
+	if (sp->helo >= 0 && j->pol.helo_action[sp->helo] < act) {
+		act = j->pol.helo_action[sp->helo];
+		by_helo = true;
+	}
+	rcpt_action = j->pol.test_only ? "none (test_only)"
+				       : spf_action_words[act];
+	if (!sp->logged) {
+		sp->logged = true;
+		if (sp->helo >= 0)
+			spf_log(j, SPF_ID_HELO, sp->helo,
+				by_helo ? rcpt_action : "-", sp->helo_problem);
+		if (sp->mailfrom >= 0)
+			spf_log(j, SPF_ID_MAILFROM, sp->mailfrom,
+				by_helo ? "-" : rcpt_action, sp->problem);
+	}
+	if (j->pol.test_only) {
+		job_continue(j);
+		return;
+	}
+	int result = by_helo ? sp->helo : sp->mailfrom;
+	const char *domain = by_helo ? sp->helo_domain : sp->domain;
+	char action[POLICY_ACTION_MAX + 1];
+	switch ((enum conf_spf_action)act) {
+	case CONF_SPF_REJECT:
+	case CONF_SPF_DEFER:
+		if (act == CONF_SPF_REJECT)
+			j->e->counters.spf_rejected++;
+		else
+			j->e->counters.spf_deferred++;
+		spf_reply(j, act == CONF_SPF_REJECT, result, domain, by_helo,
+			  action, sizeof(action));
+		job_finish(j, action);
+		return;
+	case CONF_SPF_GREYLIST:
+		j->force_greylist = true;
+		spf_queue_headers(j);
+		break;
+	case CONF_SPF_PREPEND:
+		spf_queue_headers(j);
+		break;
+	case CONF_SPF_IGNORE:
+		break;
+	}
+	/* What SPF tells greylisting (unless an action forces it). */
+	if (sp->mailfrom == SPF_PASS) {
+		if (j->pol.only_if == CONF_ONLY_IF_SPF_NOT_PASS ||
+		    j->pol.spf_pass == CONF_SPF_PASS_SKIP) {
+			j->skip_greylist = true;
+			j->skip_why = "SPF pass";
+		} else if (domain_in_list(j->pol.whitelist_senders,
+					  sp->domain)) {
+			j->skip_greylist = true;
+			j->skip_why = "SPF pass for a whitelisted sender domain";
+		}
+	}
+	if (!j->skip_greylist && sp->helo == SPF_PASS &&
+	    domain_in_list(j->pol.whitelist_helo, sp->helo_domain)) {
+		j->skip_greylist = true;
+		j->skip_why = "SPF pass for a whitelisted HELO name";
+	}
+	job_continue(j);
+}
+
+struct spf_wait {
+	struct job *j;
+	enum spf_identity id;
+	bool both; /* null sender: one evaluation serves both identities */
+};
+
+static void spf_copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void spf_on_done(void *arg, const struct spf_outcome *o)
+{
+	struct spf_wait *w = arg;
+	struct job *j = w->j;
+	struct engine_spf *sp = &j->msg->spf;
+	j->e->counters.spf_evaluations++;
+	j->e->counters.spf_result[o->result]++;
+	if (w->id == SPF_ID_MAILFROM || w->both) {
+		sp->mailfrom = (int)o->result;
+		spf_copy(sp->domain, sizeof(sp->domain), o->domain);
+		spf_copy(sp->explanation, sizeof(sp->explanation),
+			 o->explanation);
+		sp->explanation_from_domain = o->explanation_from_domain;
+		spf_copy(sp->problem, sizeof(sp->problem), o->problem);
+		spf_copy(sp->mechanism, sizeof(sp->mechanism), o->mechanism);
+	}
+	if (w->id == SPF_ID_HELO || w->both) {
+		sp->helo = (int)o->result;
+		spf_copy(sp->helo_domain, sizeof(sp->helo_domain), o->domain);
+		spf_copy(sp->helo_problem, sizeof(sp->helo_problem),
+			 o->problem);
+	}
+	free(w);
+	if (--j->spf_pending == 0) {
+		sp->done = true;
+		spf_decide(j);
+	}
+}
+
+static void spf_start(struct job *j, enum spf_identity id, bool both)
+{
+	const struct policy_request *r = j->req;
+	struct spf_request rq;
+	struct spf_wait *w = xcalloc(1, sizeof(*w));
+	w->j = j;
+	w->id = id;
+	w->both = both;
+	spf_request_init(&rq, id, &j->client, r->v[POLICY_SENDER],
+			 r->v[POLICY_HELO_NAME], j->conf->hostname);
+	rq.max_void = (int)j->conf->max_void;
+	rq.now = j->now;
+	j->spf_pending++;
+	spfrun_start(j->e->base, j->e->dns, &rq, (double)j->conf->spf_time_limit,
+		     spf_on_done, w);
+}
+
+/* Is the HELO name worth an SPF check (a domain, not an address literal)? */
+static bool helo_is_domain(const char *h)
+{
+	struct addr a;
+	if (*h == '\0' || *h == '[' || strchr(h, '.') == NULL)
+		return false;
+	return addr_parse(h, &a) != 0;
+}
+
+static void check_spf(struct job *j)
+{
+	struct engine_spf *sp = &j->msg->spf;
+	const struct policy_request *r = j->req;
+
+	if (sp->done) { /* computed for an earlier recipient */
+		spf_decide(j);
+		return;
+	}
+	sp->mailfrom = sp->helo = -1;
+	if (cidr_list_match(&j->conf->skip_nets, &j->client)) {
+		sp->done = sp->skipped = true;
+		j->e->counters.spf_skipped++;
+		job_log(j, "SPF skipped", "client in skip_clients");
+		job_continue(j);
+		return;
+	}
+	if (j->e->dns == NULL) {
+		/* Cannot happen with the daemon's set-up; stay safe. */
+		sp->mailfrom = SPF_TEMPERROR;
+		spf_copy(sp->problem, sizeof(sp->problem), "no resolver");
+		sp->done = true;
+		spf_decide(j);
+		return;
+	}
+	bool null_sender = r->len[POLICY_SENDER] == 0;
+	bool helo_ok = helo_is_domain(r->v[POLICY_HELO_NAME]);
+	/* Count first: a run never completes inside spfrun_start(). */
+	if (null_sender) {
+		/* MAIL FROM is postmaster@HELO (RFC 7208 section 2.4): one
+		 * evaluation answers both identities. */
+		spf_start(j, SPF_ID_MAILFROM, j->pol.helo_check && helo_ok);
+		return;
+	}
+	spf_start(j, SPF_ID_MAILFROM, false);
+	if (j->pol.helo_check && helo_ok)
+		spf_start(j, SPF_ID_HELO, false);
+}
+
 static void job_next_check(struct job *j)
 {
 	if (j->check >= j->pol.checks.n) {
-		if (j->prepend[0] != '\0') {
-			/* The reply writer caps the action at
-			 * POLICY_ACTION_MAX. */
-			char action[sizeof(POLICY_PREPEND) + GREY_HEADER_MAX];
-			snprintf(action, sizeof(action), POLICY_PREPEND " %s",
-				 j->prepend);
-			job_finish(j, action);
-		} else {
-			job_finish(j, POLICY_DUNNO);
+		/* An SPF action forced greylisting that `checks` lacks. */
+		if (j->force_greylist && !j->greylist_ran) {
+			check_greylist(j);
+			return;
 		}
+		job_finish_ok(j);
 		return;
 	}
 	switch (j->pol.checks.v[j->check]) {
@@ -450,8 +850,7 @@ static void job_next_check(struct job *j)
 		check_greylist(j);
 		return;
 	case CONF_CHECK_SPF:
-		/* SPF joins the chain with the SPF engine. */
-		job_continue(j);
+		check_spf(j);
 		return;
 	}
 }

@@ -19,19 +19,52 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "spf/header.h"
+#include "spf/spf.h"
 
 struct event_base;
 struct conf;
 struct store;
+struct dns_resolver;
 struct engine;
 struct engine_lists;
 
 /* Longest `instance` value remembered (Postfix sends "%x.%lx.%lx.%x"). */
 #define ENGINE_INSTANCE_MAX 64
+/* Headers one message may collect: Received-SPF, Authentication-Results,
+ * X-Greylist. Postfix takes one PREPEND per reply, so they leave one per
+ * request of the message (each RCPT, and DATA if the policy is also
+ * consulted there). */
+#define ENGINE_HEADERS_MAX 3
+/* Longest domain kept (RFC 1035: 253 octets in presentation form). */
+#define ENGINE_DOMAIN_MAX 254
+
+/* SPF results of one message, computed once and reused for every
+ * recipient. result -1: that identity was not checked. */
+struct engine_spf {
+	bool done;    /* the fields below are final */
+	bool skipped; /* client in skip_clients */
+	int mailfrom; /* enum spf_result or -1 */
+	int helo;     /* enum spf_result or -1 */
+	bool logged;
+	bool headers_queued;
+	char domain[ENGINE_DOMAIN_MAX];      /* MAIL FROM domain checked */
+	char helo_domain[ENGINE_DOMAIN_MAX]; /* HELO name checked */
+	/* The decisive evaluation's texts, for reject/defer replies. */
+	char explanation[SPF_EXPLANATION_MAX + 1];
+	bool explanation_from_domain;
+	char problem[160];
+	char helo_problem[160];
+	char mechanism[SPF_HEADER_VALUE_MAX + 1];
+};
 
 struct engine_msg {
 	char instance[ENGINE_INSTANCE_MAX];
-	bool greylist_header_sent;
+	bool greylist_header_queued;
+	struct engine_spf spf;
+	/* Headers waiting for a reply to carry them, in order. */
+	char headers[ENGINE_HEADERS_MAX][SPF_HEADER_MAX];
+	int nheaders;
 };
 
 /* Called exactly once per engine_decide() with the action value (without
@@ -52,10 +85,13 @@ void engine_lists_free(struct engine_lists *l);
 
 /*
  * Creates the engine. Takes a reference on conf and ownership of lists; the
- * store stays the caller's and must outlive the engine.
+ * store and the resolver stay the caller's and must outlive the engine.
+ * dns may be NULL when no `checks` list names spf (SPF then answers
+ * temperror).
  */
 struct engine *engine_new(struct event_base *base, struct conf *conf,
-			  struct engine_lists *lists, struct store *store);
+			  struct engine_lists *lists, struct store *store,
+			  struct dns_resolver *dns);
 void engine_free(struct engine *e);
 
 /* Swaps in a new configuration and lists (SIGHUP). Requests in flight
@@ -76,10 +112,15 @@ void engine_decide(struct engine *e, const struct policy_request *req,
  * calls it from a timer. */
 void engine_tick(struct engine *e);
 
+/* Results counted per enum spf_result. */
+#define CONF_SPF_NRESULTS_E 7
+
 /* Counters for `greyspf db stats` / metrics. */
 struct engine_counters {
 	uint64_t requests, initial, pending, allowed, training, whitelisted,
 		auto_whitelisted, store_errors, bad_requests;
+	uint64_t spf_evaluations, spf_result[CONF_SPF_NRESULTS_E],
+		spf_rejected, spf_deferred, spf_skipped;
 };
 const struct engine_counters *engine_counters(const struct engine *e);
 
