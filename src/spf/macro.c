@@ -293,11 +293,16 @@ int spf_macro_expand(const char *s, size_t len, enum spf_macro_mode mode,
 	struct tok t;
 	char tmp[80];
 
+	if (outlen != NULL)
+		*outlen = 0;
 	if (outsize == 0)
 		return -1;
+	out[0] = '\0';
 	while (i < len && !o.overflow) {
-		if (next_tok(s, len, &i, mode, &t, &ep, &why) < 0)
+		if (next_tok(s, len, &i, mode, &t, &ep, &why) < 0) {
+			out[0] = '\0';
 			return -1;
+		}
 		switch (t.kind) {
 		case TOK_LITERAL:
 			put(&o, t.c);
@@ -360,10 +365,14 @@ int spf_macro_expand(const char *s, size_t len, enum spf_macro_mode mode,
 		bool url = t.c >= 'A' && t.c <= 'Z';
 		put_transformed(&o, value, &t, url);
 	}
+	if (o.overflow) {
+		out[0] = '\0';
+		return -1;
+	}
 	out[o.len] = '\0';
 	if (outlen != NULL)
 		*outlen = o.len;
-	return o.overflow ? -1 : 0;
+	return 0;
 }
 
 char *spf_macro_domain_finish(char *s, size_t *len)

@@ -64,7 +64,8 @@ bool spf_macro_uses_p(const char *s, size_t len);
  * *outlen. Upper-case letters are URL-escaped (section 7.3). IPv6 %{i} is
  * dot-separated nibbles (upper-case hex, as the reference implementation
  * and the RFC 7208 test suite print them; DNS does not care). Returns 0, or
- * -1 if s is not a valid macro-string for mode or the result does not fit.
+ * -1 if s is not a valid macro-string for mode or the result does not fit
+ * (out is then "" and *outlen 0).
  */
 int spf_macro_expand(const char *s, size_t len, enum spf_macro_mode mode,
 		     const struct spf_macro_ctx *ctx, char *out, size_t outsize,

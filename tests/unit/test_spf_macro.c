@@ -250,6 +250,8 @@ static void output_bound(void **state)
 	assert_int_equal(spf_macro_expand("%{s}", 4, SPF_MACRO_DOMAIN, &c, out,
 					  sizeof(out), &n),
 			 -1);
+	assert_string_equal(out, "");
+	assert_int_equal(n, 0);
 	assert_int_equal(spf_macro_expand("1234567", 7, SPF_MACRO_DOMAIN, &c,
 					  out, sizeof(out), &n),
 			 0);
