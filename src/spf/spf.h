@@ -82,7 +82,7 @@
 #define SPF_EXPLANATION_MAX 400
 /* Explanation used on fail when the record has no usable exp=. */
 #define SPF_DEFAULT_EXPLANATION                                                \
-	"SPF fail: %{i} is not allowed to send mail from %{d}"
+	"SPF fail: %{c} is not allowed to send mail from %{d}"
 
 enum spf_result {
 	SPF_NONE,

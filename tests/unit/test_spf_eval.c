@@ -504,6 +504,12 @@ static void explanations(void **state)
 	ev = run("192.0.2.9", "bob@u.example", "h.example", 0);
 	assert_false(spf_eval_outcome(ev)->explanation_from_domain);
 	spf_eval_free(ev);
+	/* The default explanation shows an IPv6 client readably. */
+	ev = run("2001:db8::9", "bob@d.example", "h.example", 0);
+	assert_string_equal(spf_eval_outcome(ev)->explanation,
+			    "SPF fail: 2001:db8::9 is not allowed to send mail "
+			    "from d.example");
+	spf_eval_free(ev);
 }
 
 static void timeout_ends_with_temperror(void **state)
