@@ -691,7 +691,7 @@ struct conf *conf_load(const char *file, char *err, size_t errsize)
 			o = opt_find(section, key);
 			if (o == NULL) {
 				snprintf(msg, sizeof(msg),
-					 "unknown option \"%s\"%s%s%s", key,
+					 "unknown option \"%.100s\"%s%.100s%s", key,
 					 *section ? " in [" : "", section,
 					 *section ? "]" : "");
 				failed = conf_fail(err, errsize, file, lineno,
