@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,16 @@ static int drop_root(const struct conf *c, char *err, size_t errsize)
 	return privdrop_to(uid, gid, err, errsize);
 }
 
+static void block_stop_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static int run(const char *cmd, int argc, char **argv, bool spawn)
 {
 	struct serve_opts o = {0};
@@ -213,6 +224,11 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 			 o.conf_file);
 	}
 	status = server_run(srv) == 0 ? 0 : 1;
+	/* The loop is over: from here server_free() gives SIGTERM, SIGINT and
+	 * SIGHUP back their default (fatal) action, so a second SIGTERM or a
+	 * log-rotation SIGHUP would kill us halfway through the store flush
+	 * with a failure status. Keep them pending until exit instead. */
+	block_stop_signals();
 	if (!spawn)
 		log_info("stopped");
 out:
