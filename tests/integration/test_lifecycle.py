@@ -1,0 +1,256 @@
+"""Start-up refusals, SIGTERM (idle and with a request in flight), and a
+kill -9 under load followed by a restart on the same store."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from helpers import BIN, logline, req, retry, write_config, free_port
+
+DEFER1 = "DEFER_IF_PERMIT 4.7.1 Greylisted, please try again in 1 seconds"
+
+# Holds LMDB's writer lock from another process, so that the daemon's next
+# store write blocks inside the loop: a request is then provably in flight.
+LOCKER = r"""
+import ctypes, sys
+lib = ctypes.CDLL("liblmdb.so.0")
+env = ctypes.c_void_p()
+assert lib.mdb_env_create(ctypes.byref(env)) == 0
+lib.mdb_env_set_maxdbs(env, 8)
+rc = lib.mdb_env_open(env, sys.argv[1].encode(), 0, 0o640)
+assert rc == 0, rc
+txn = ctypes.c_void_p()
+rc = lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn))
+assert rc == 0, rc
+print("locked", flush=True)
+sys.stdin.readline()
+lib.mdb_txn_abort(txn)
+lib.mdb_env_close(env)
+"""
+
+
+def run_serve(conf, timeout=10):
+    return subprocess.run([BIN, "serve", "-c", str(conf)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wchan(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_refuses_root_without_user(workdir):
+    conf = workdir / "root.conf"
+    write_config(conf, {"listen": f"inet:127.0.0.1:{free_port()}",
+                        "log": "stderr", "user": "", "allow_root": "no"},
+                 {"path": str(workdir / "store")}, {"delay": "1"})
+    r = run_serve(conf)
+    assert r.returncode != 0
+    assert "refusing to serve as root: set `user` (or allow_root = yes)" \
+        in r.stderr, r.stderr
+    # spawn mode refuses too (its message goes to syslog).
+    p = subprocess.run([BIN, "policy", "-c", str(conf)], input=b"",
+                       capture_output=True, timeout=10)
+    assert p.returncode != 0
+    assert p.stdout == b""
+
+
+@pytest.mark.parametrize("user,msg", [
+    ("nosuchuser-greyspf", 'unknown user "nosuchuser-greyspf"'),
+    ("root", 'user "root" is root'),
+])
+def test_refuses_bad_user(workdir, user, msg):
+    conf = workdir / "u.conf"
+    write_config(conf, {"listen": f"inet:127.0.0.1:{free_port()}",
+                        "log": "stderr", "user": user},
+                 {"path": str(workdir / "store")}, {"delay": "1"})
+    r = run_serve(conf)
+    assert r.returncode != 0
+    assert msg in r.stderr, r.stderr
+
+
+def test_listen_address_in_use(workdir):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    conf = workdir / "busy.conf"
+    write_config(conf, {"listen": f"inet:127.0.0.1:{port}",
+                        "log": "stderr", "user": "nobody"},
+                 {"path": str(workdir / "store")}, {"delay": "1"})
+    r = run_serve(conf)
+    s.close()
+    assert r.returncode != 0
+    assert f"inet:127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, \
+        r.stderr
+
+
+def test_drops_privileges_and_owns_store(daemon):
+    import pwd
+    d = daemon()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    with open(f"/proc/{d.proc.pid}/status") as f:
+        uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+    assert uids == [str(nobody)] * 4
+    assert os.stat(d.store_path).st_uid == nobody
+    assert d.client().request(req()) == DEFER1
+    for f in d.store_path.iterdir():
+        assert os.stat(f).st_uid == nobody, f
+
+
+def test_sigterm_idle(daemon):
+    d = daemon(listen=("inet", "unix"))
+    conns = [d.client("inet"), d.client("unix"), d.client("inet")]
+    assert conns[0].request(req()) == DEFER1
+    d.wait_log("Initial greylisting")
+    d.signal(signal.SIGTERM)
+    for c in conns:
+        c.expect_closed()
+    assert d.stop() == 0, d.log()
+    msgs = d.msgs()
+    assert "stopping: 3 connection(s) open" in msgs, msgs
+    assert msgs[-1] == "stopped"
+
+
+def test_repeated_sigterm_still_exits_zero(daemon):
+    # A second SIGTERM (systemd plus an impatient admin) must not kill the
+    # process halfway through its orderly shutdown (store flush).
+    for _ in range(5):
+        d = daemon()
+        assert d.client().request(req()) == DEFER1
+        while d.proc.poll() is None:
+            try:
+                d.signal(signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            time.sleep(0.0005)
+        assert d.stop() == 0, d.log()
+
+
+def test_sigterm_answers_request_in_flight(daemon):
+    d = daemon()
+    c = d.client()
+    idle = d.client()
+    assert c.request(req(client="192.0.2.170")) == DEFER1
+    locker = subprocess.Popen(["/usr/bin/python3", "-c", LOCKER,
+                               str(d.store_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        a = req(client="192.0.2.171")
+        c.send(a)
+        # Wait until the daemon is blocked on the store's writer lock with
+        # the request read and its decision under way.
+        deadline = time.monotonic() + 5
+        while "futex" not in wchan(d.proc.pid):
+            assert time.monotonic() < deadline, wchan(d.proc.pid)
+            time.sleep(0.01)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert d.running()
+    finally:
+        locker.stdin.write("\n")
+        locker.stdin.close()
+        assert locker.wait(5) == 0
+    assert c.read_reply() == DEFER1
+    c.expect_closed()
+    idle.expect_closed()
+    assert d.stop() == 0
+    msgs = d.msgs()
+    assert logline("Initial greylisting", a) + \
+        "; retry in 1s, attempt 1" in msgs
+    assert "stopping: 2 connection(s) open" in msgs
+    assert msgs[-1] == "stopped"
+    # Its decision was committed.
+    dump = [json.loads(l) for l in d.db("dump").stdout.splitlines()]
+    assert any(r.get("recipient") == a["recipient"] for r in dump)
+
+
+def _load(d, tid, stop, results, errors):
+    """Postfix-like client: one request at a time; records every request
+    whose DEFER reply arrived."""
+    try:
+        c = d.client()
+    except OSError as e:
+        errors.append(e)
+        return
+    i = 0
+    while not stop.is_set():
+        a = req(client=f"192.0.2.{tid + 1}", sender=f"load{tid}@example.net",
+                recipient=f"u{tid}n{i}z@example.org")
+        i += 1
+        try:
+            c.send(a)
+            r = c.read_reply(timeout=5)
+        except (OSError, AssertionError):
+            return  # killed
+        if r != DEFER1:
+            errors.append(r)
+            return
+        results.append(a)
+
+
+def test_kill9_under_load_keeps_every_answered_triplet(daemon):
+    d = daemon(greylist={"delay": "1", "auto_whitelist": "0"})
+    stop = threading.Event()
+    results, errors = [], []
+    threads = [threading.Thread(target=_load,
+                                args=(d, t, stop, results, errors))
+               for t in range(6)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    while len(results) < 3000 and time.monotonic() - t0 < 20:
+        time.sleep(0.01)
+    d.kill9()  # while the clients are still sending
+    elapsed = time.monotonic() - t0
+    stop.set()
+    for t in threads:
+        t.join(10)
+    answered = list(results)
+    assert not errors, errors[:3]
+    assert len(answered) >= 3000, len(answered)
+    print(f"{len(answered)} answered in {elapsed:.2f}s before kill -9")
+
+    # The store opens again, with every answered triplet in it.
+    d.start()
+    dump = [json.loads(l) for l in d.db("dump").stdout.splitlines()]
+    stored = {(r["net"], r["sender"], r["recipient"]) for r in dump
+              if r["table"] == "triplets"}
+    missing = [a for a in answered
+               if ("192.0.2.0/24", a["sender"], a["recipient"]) not in stored]
+    assert not missing, f"{len(missing)} answered triplets lost"
+    listed = d.db("list", "--recipient", answered[0]["recipient"]).stdout
+    assert answered[0]["recipient"] in listed and "pending" in listed
+
+    # After the delay, every retry passes: none is Initial again.
+    initial_before = len(d.log_lines("Initial greylisting"))
+    time.sleep(1.1)
+    bad = []
+
+    def check(part):
+        c = d.client()
+        for a in part:
+            r = c.request(retry(a))
+            if r != "DUNNO":
+                bad.append((a["recipient"], r))
+
+    parts = [answered[i::6] for i in range(6)]
+    ts = [threading.Thread(target=check, args=(p,)) for p in parts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not bad, bad[:5]
+    assert len(d.log_lines("Initial greylisting")) == initial_before
+    assert len(d.log_lines("Allowed greylisting")) == len(answered)
