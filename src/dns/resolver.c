@@ -119,6 +119,13 @@
 #define DNS_MAX_TIMEOUT 3600.0
 /* The DNS class IN (RFC 1035 section 3.2.4). */
 #define DNS_CLASS_IN 1
+/* RCODEs (RFC 1035 section 4.1.1). */
+#define DNS_RCODE_NOERROR 0
+#define DNS_RCODE_FORMERR 1
+#define DNS_RCODE_SERVFAIL 2
+#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP 4
+#define DNS_RCODE_REFUSED 5
 
 struct dns_query {
 	struct dns_resolver *r;
@@ -370,13 +377,13 @@ static void free_query(struct dns_query *q)
 static const char *rcode_reason(int rcode)
 {
 	switch (rcode) {
-	case 1:
+	case DNS_RCODE_FORMERR:
 		return "FORMERR";
-	case 2:
+	case DNS_RCODE_SERVFAIL:
 		return "SERVFAIL";
-	case 4:
+	case DNS_RCODE_NOTIMP:
 		return "NOTIMP";
-	case 5:
+	case DNS_RCODE_REFUSED:
 		return "REFUSED";
 	default:
 		return "unexpected RCODE";
@@ -397,10 +404,10 @@ static void deliver(struct dns_query *q, int err, struct ub_result *res)
 	if (err != 0 || res == NULL) {
 		a.status = DNS_SERVFAIL;
 		a.why = err != 0 ? ub_strerror(err) : "no result";
-	} else if (res->rcode == 3) {
+	} else if (res->rcode == DNS_RCODE_NXDOMAIN) {
 		a.status = DNS_NXDOMAIN;
 		a.ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
-	} else if (res->rcode != 0) {
+	} else if (res->rcode != DNS_RCODE_NOERROR) {
 		a.status = DNS_SERVFAIL;
 		a.why = rcode_reason(res->rcode);
 	} else if (!res->havedata || res->data == NULL ||

@@ -99,7 +99,8 @@ void dns_resolver_free(struct dns_resolver *r);
  * for type. cb runs exactly once, later, from the event loop, unless the
  * lookup is cancelled first. Returns a handle owned by the resolver (valid
  * until the callback runs or dns_cancel()), or NULL if name is not a valid
- * domain name (then cb is never called).
+ * domain name (see dns_name_valid()) or type is not one of enum dns_type
+ * (then cb is never called).
  */
 struct dns_query *dns_resolve(struct dns_resolver *r, const char *name,
 			      enum dns_type type, dns_callback cb, void *arg);

@@ -40,6 +40,7 @@ static const char *current;
 static struct event_base *base;
 static int port, slow_port;
 static const char *query_log;
+static bool in_resolve; /* true while dns_resolve() runs */
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
@@ -75,8 +76,7 @@ struct result {
 	size_t text_len;
 	uint32_t ttl;
 	double at;
-	bool *inside; /* set while dns_resolve() runs */
-	bool called_inside;
+	bool called_inside; /* the callback ran inside dns_resolve() */
 };
 
 static void capture(void *arg, const struct dns_answer *a)
@@ -86,7 +86,7 @@ static void capture(void *arg, const struct dns_answer *a)
 	res->calls++;
 	res->done = true;
 	res->at = now_s();
-	if (res->inside && *res->inside)
+	if (in_resolve)
 		res->called_inside = true;
 	res->status = a->status;
 	res->count = a->count;
@@ -145,15 +145,13 @@ static bool wait_for(const bool *done)
 static bool lookup(struct dns_resolver *r, const char *name, enum dns_type type,
 		   struct result *res)
 {
-	bool inside = true;
+	struct dns_query *q;
 
 	memset(res, 0, sizeof(*res));
-	res->inside = &inside;
-	if (dns_resolve(r, name, type, capture, res) == NULL)
-		return false;
-	inside = false;
-	res->inside = NULL;
-	return wait_for(&res->done);
+	in_resolve = true;
+	q = dns_resolve(r, name, type, capture, res);
+	in_resolve = false;
+	return q != NULL && wait_for(&res->done);
 }
 
 /* Lines of the query log that are exactly "PROTO NAME TYPE". */
@@ -440,7 +438,7 @@ static void test_invalid_names_are_refused(void)
 	long_label[64] = '\0';
 	memset(long_name, 0, sizeof(long_name));
 	for (int i = 0; i < 64; i++)
-		strcat(long_name, "abc.");
+		memcpy(long_name + 4 * i, "abc.", 4);
 	CHECK(dns_resolve(R, "", DNS_T_A, never, &calls) == NULL);
 	CHECK(dns_resolve(R, "a..test", DNS_T_A, never, &calls) == NULL);
 	CHECK(dns_resolve(R, ".a.test", DNS_T_A, never, &calls) == NULL);
@@ -521,7 +519,6 @@ static void chain_victim_cb(void *arg, const struct dns_answer *a)
 static void chain_cb(void *arg, const struct dns_answer *a)
 {
 	struct chain *c = arg;
-	char name[32];
 
 	c->answered++;
 	if (a->status != DNS_OK)
@@ -531,6 +528,8 @@ static void chain_cb(void *arg, const struct dns_answer *a)
 		c->victim = NULL;
 	}
 	if (c->started < 10) {
+		char name[32];
+
 		snprintf(name, sizeof(name), "n%d.test", c->started % 12);
 		c->started++;
 		dns_resolve(c->r, name, DNS_T_A, chain_cb, c);
