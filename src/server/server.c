@@ -461,11 +461,17 @@ void server_free(struct server *s)
 {
 	if (s == NULL)
 		return;
-	/* Connections still busy at exit: their engine work is abandoned
-	 * with the engine; free them here without callbacks. */
-	while (s->conns) {
-		s->conns->busy = false;
-		conn_free(s->conns);
+	/* Every engine operation has a timeout shorter than the shutdown
+	 * grace period, so no connection should still be busy here. One that
+	 * is stays allocated: the engine may still write to it. */
+	struct conn *c = s->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->busy) {
+			log_err("%s: request still in flight at exit", c->peer);
+			continue;
+		}
+		conn_free(c);
 	}
 	for (size_t i = 0; i < s->ls.n; i++)
 		if (s->lev[i])
