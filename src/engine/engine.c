@@ -71,6 +71,7 @@ struct job {
 	/* SPF */
 	int spf_pending;       /* evaluations still running */
 	bool force_greylist;   /* an SPF action asked for greylisting */
+	bool spf_ran;          /* the SPF check came before greylisting */
 	bool greylist_ran;
 	bool skip_greylist;    /* SPF decided greylisting is not needed */
 	const char *skip_why;
@@ -450,7 +451,7 @@ static void check_greylist(struct job *j)
 	 * domain, so a retry from another address of its pool (or the other
 	 * IP family) matches. */
 	const struct engine_spf *sp = &j->msg->spf;
-	bool by_domain = sp->done && sp->mailfrom == SPF_PASS &&
+	bool by_domain = j->spf_ran && sp->done && sp->mailfrom == SPF_PASS &&
 			 j->pol.spf_pass == CONF_SPF_PASS_KEY_BY_DOMAIN &&
 			 sp->domain[0] != '\0';
 	ssize_t n, k;
@@ -800,6 +801,7 @@ static void check_spf(struct job *j)
 	struct engine_spf *sp = &j->msg->spf;
 	const struct policy_request *r = j->req;
 
+	j->spf_ran = true;
 	if (sp->done) { /* computed for an earlier recipient */
 		spf_decide(j);
 		return;
