@@ -18,17 +18,22 @@
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "grey/key.h"
+#include "server/privdrop.h"
 #include "store/store.h"
 #include "util/addr.h"
 #include "util/json.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct db_filter {
 	bool has_client;
@@ -161,8 +166,9 @@ static int collect_visit(void *arg, const void *key, size_t keylen,
 {
 	struct del_ctx *c = arg;
 	bool take;
-	if (c->f == NULL) /* purge */
-		take = c->now < 0 || r->expires < c->now;
+	(void)r;
+	if (c->f == NULL) /* purge --all */
+		take = true;
 	else
 		take = record_matches(c->f, c->t, key, keylen);
 	if (!take)
@@ -303,6 +309,38 @@ static void db_usage(FILE *out)
 		"  load                   records as JSON lines from stdin\n");
 }
 
+/*
+ * Run by root, a write would create the LMDB files owned by root, and the
+ * daemon, running as `user`, could then not open its own store (e.g. a
+ * `db whitelist add` before the first start). So do what `serve` does:
+ * create the store directory for `user` (writes only) and become `user`.
+ */
+static int db_become_user(const struct conf *c, bool ro, char *err,
+			  size_t errsize)
+{
+	if (geteuid() != 0 || c->backend != CONF_BACKEND_LMDB ||
+	    c->user[0] == '\0')
+		return 0;
+	uid_t uid;
+	gid_t gid;
+	if (privdrop_lookup(c->user, c->group, &uid, &gid, err, errsize) != 0)
+		return -1;
+	if (!ro) {
+		if (mkdir(c->store_path, 0750) == 0) {
+			if (chown(c->store_path, uid, gid) != 0) {
+				snprintf(err, errsize, "chown %s: %s",
+					 c->store_path, strerror(errno));
+				return -1;
+			}
+		} else if (errno != EEXIST) {
+			snprintf(err, errsize, "%s: %s", c->store_path,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return privdrop_to(uid, gid, err, errsize);
+}
+
 int cmd_db(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -387,6 +425,11 @@ int cmd_db(int argc, char **argv)
 		  strcmp(sub, "dump") == 0 ||
 		  (strcmp(sub, "whitelist") == 0 && optind < argc &&
 		   strcmp(argv[optind], "list") == 0);
+	if (db_become_user(c, ro, err, sizeof(err)) != 0) {
+		fprintf(stderr, "greyspf: %s\n", err);
+		conf_unref(c);
+		return 1;
+	}
 	struct store *st = cli_open_store(c, NULL, ro, err, sizeof(err));
 	if (st == NULL) {
 		fprintf(stderr, "greyspf: store: %s\n", err);
@@ -491,12 +534,16 @@ int cmd_db(int argc, char **argv)
 		}
 	} else if (strcmp(sub, "purge") == 0) {
 		size_t n = 0;
-		for (int i = 0; i < STORE_NTABLES && status == 0; i++) {
-			if (i == STORE_WHITELIST && !f.all)
-				continue;
+		/* Expired records are invisible to store_foreach(), so only
+		 * the backend's own sweep can find them: one unbounded pass. */
+		if (!f.all && store_expire(st, now, SIZE_MAX, &n, err,
+					   sizeof(err)) != 0)
+			status = 1;
+		for (int i = 0; i < STORE_NTABLES && status == 0 && f.all;
+		     i++) {
 			struct del_ctx dc = {.f = NULL,
 					     .t = (enum store_table)i,
-					     .now = f.all ? -1 : now};
+					     .now = -1};
 			if (store_foreach(st, (enum store_table)i,
 					  collect_visit, &dc, err,
 					  sizeof(err)) != 0 ||
