@@ -454,6 +454,11 @@ int server_add_stream(struct server *s, int rfd, int wfd)
 
 int server_run(struct server *s)
 {
+	/* Housekeeping once before the first request, not a tick later: it
+	 * loads the store's whitelist, which would otherwise be ignored for
+	 * the first SERVER_TICK_MS, i.e. for most of a spawn-mode process's
+	 * requests. */
+	engine_tick(s->engine);
 	return event_base_dispatch(s->base) < 0 ? -1 : 0;
 }
 
