@@ -1,0 +1,132 @@
+"""Odds and ends: address forms, log escaping, reply sanitising, limits on
+connections, concurrency, and a few options (hostname, sync)."""
+
+import re
+import threading
+import time
+
+from helpers import HEADER_RE, logline, req, retry
+
+DEFER1 = "DEFER_IF_PERMIT 4.7.1 Greylisted, please try again in 1 seconds"
+
+
+def test_ipv4_mapped_and_uppercase_ipv6_share_keys(daemon):
+    d = daemon()
+    c = d.client()
+    a = req(client="::ffff:192.0.2.190")
+    b = req(client="2001:DB8:1::1")
+    assert c.request(a) == DEFER1
+    assert c.request(b) == DEFER1
+    time.sleep(1.1)
+    assert c.request(retry(a, client_address="192.0.2.191")) == "DUNNO"
+    assert c.request(retry(b, client_address="2001:db8:1::2")) == "DUNNO"
+
+
+def test_untrusted_text_is_escaped_in_the_log(daemon):
+    d = daemon()
+    a = req(client="192.0.2.191", helo='a"b\\c\x01\x7f\u00e4',
+            recipient="x@ex\u00e4mple.org")
+    assert d.client().request(a) == DEFER1
+    want = ('Initial greylisting: REMOTEIP="192.0.2.191" '
+            'HELO="a\\"b\\\\c\\x01\\x7f\\xc3\\xa4" '
+            f'SENDER="{a["sender"]}" RECIPIENT="x@ex\\xc3\\xa4mple.org" '
+            f'QUEUEID="{a["queue_id"]}"; retry in 1s, attempt 1')
+    assert want in d.msgs(), d.msgs()[-1]
+
+
+def test_reply_text_is_sanitised(daemon):
+    d = daemon(greylist={"text": "wait %s s for %r (100%%)"})
+    a = req(client="192.0.2.192", recipient="x@ex\u00e4mple.org")
+    assert d.client().request(a) == \
+        "DEFER_IF_PERMIT 4.7.1 wait 1 s for ex??mple.org (100%)"
+
+
+def test_overlong_sender_is_not_greylisted(daemon):
+    d = daemon()
+    a = req(client="192.0.2.193", sender="a" * 1000 + "@example.net")
+    assert d.client().request(a) == "DUNNO"
+    assert any(m.startswith('Unusable for greylisting: REMOTEIP="192.0.2.193"')
+               and m.endswith("; sender or recipient too long")
+               for m in d.msgs())
+
+
+def test_duplicate_attribute_last_wins(daemon):
+    d = daemon()
+    a = req(client="192.0.2.194")
+    data = ("".join(f"{k}={v}\n" for k, v in a.items())
+            + "client_address=198.51.100.194\n\n").encode()
+    c = d.client()
+    c.send_raw(data)
+    assert c.read_reply() == DEFER1
+    assert any(m.startswith('Initial greylisting: REMOTEIP="198.51.100.194"')
+               for m in d.msgs())
+
+
+def test_max_connections(daemon):
+    d = daemon(top={"max_connections": "3"})
+    # The start-up probe connections have gone; wait until the daemon
+    # has seen them close.
+    time.sleep(0.2)
+    conns = [d.client() for _ in range(3)]
+    for c in conns:
+        assert c.request(req()) == DEFER1
+    extra = d.client()
+    extra.expect_closed()
+    port = d.port
+    assert f"warning: refusing connection on inet:127.0.0.1:{port}: " \
+        "max_connections (3) reached" in d.msgs()
+    for c in conns:  # the others are untouched
+        assert c.request(req()) == DEFER1
+    conns[0].close()
+    time.sleep(0.2)
+    assert d.client().request(req()) == DEFER1
+
+
+def test_many_concurrent_connections(daemon):
+    d = daemon()
+    n, per = 100, 10
+    clients = [d.client() for _ in range(n)]
+    bad = []
+
+    def run(i, c):
+        for j in range(per):
+            r = c.request(req(client=f"192.0.2.{i % 200 + 1}"))
+            if r != DEFER1:
+                bad.append(r)
+
+    ts = [threading.Thread(target=run, args=(i, c))
+          for i, c in enumerate(clients)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    print(f"{n * per} requests on {n} connections in "
+          f"{time.monotonic() - t0:.2f}s")
+    assert not bad
+    assert len(d.log_lines("Initial greylisting:")) == n * per
+
+
+def test_hostname_and_sync_options(daemon):
+    d = daemon(top={"hostname": "mx1.example.test"},
+               store={"sync": "no"},
+               greylist={"header": "yes"})
+    a = req(client="192.0.2.195")
+    c = d.client()
+    assert c.request(a) == DEFER1
+    time.sleep(1.1)
+    r = c.request(retry(a))
+    assert re.match(HEADER_RE, r), r
+    assert " at mx1.example.test; " in r
+    assert d.stop() == 0
+    # sync = no still leaves the data there after an orderly stop.
+    assert "passed=1" in d.db("list").stdout
+
+
+def test_requests_before_rcpt_are_dunno(daemon):
+    d = daemon()
+    c = d.client()
+    for state in ("CONNECT", "EHLO", "MAIL"):
+        a = req(client="192.0.2.196", recipient="", protocol_state=state)
+        assert c.request(a) == "DUNNO"
+    assert not d.log_lines('REMOTEIP="192.0.2.196"')
