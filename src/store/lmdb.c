@@ -537,10 +537,11 @@ static void batch_fail(struct lmdb_store *s, const char *what, int rc)
  */
 static int batch_replay(struct lmdb_store *s)
 {
-	int grows = 0, rc;
+	int grows = 0;
 
 	for (;;) {
 		size_t i;
+		int rc;
 
 		batch_abort(s);
 		rc = txn_begin(s, 0, &s->wtxn);

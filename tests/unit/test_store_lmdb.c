@@ -860,6 +860,68 @@ static void test_rmw_from_done_and_get_in_group(void **state)
 	event_base_free(base);
 }
 
+/* One turn with more operations than one transaction takes (LMDB_GROUP_MAX,
+ * 1000): committed in several transactions, every done after the turn. */
+static void turn_many(evutil_socket_t fd, short what, void *arg)
+{
+	struct chain *c = arg;
+
+	(void)fd;
+	(void)what;
+	for (int i = 0; i < 2500; i++)
+		store_rmw(c->s, STORE_TRIPLETS, "many", 4, fake_now, fn_incr,
+			  NULL, done_count, &c->d);
+	c->stage = c->d.ok + c->d.failed;
+}
+
+static int stop_after_two(void *arg, const void *key, size_t keylen,
+			  const struct store_rec *rec)
+{
+	(void)key;
+	(void)keylen;
+	(void)rec;
+	return ++*(int *)arg == 2;
+}
+
+static void test_big_turn_commits_early_and_foreach_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct event_base *base = event_base_new();
+	struct chain c = {0};
+	struct event *ev;
+	struct store_rec r;
+	char err[256];
+	int visits = 0;
+
+	c.s = open_store(f->dir, base, 0, false, false);
+	assert_non_null(c.s);
+	ev = event_new(base, -1, 0, turn_many, &c);
+	event_active(ev, EV_TIMEOUT, 1);
+	assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0);
+	assert_int_equal(c.stage, 0);
+	assert_int_equal(c.d.ok, 2500);
+	assert_true(get_rec(c.s, STORE_TRIPLETS, "many", &r));
+	assert_int_equal(r.count, 2500);
+
+	for (int i = 0; i < 5; i++) {
+		char key[8];
+
+		snprintf(key, sizeof(key), "f%d", i);
+		r.expires = fake_now + 10;
+		assert_int_equal(store_put(c.s, STORE_TRIPLETS, key, 2, &r, err,
+					   sizeof(err)),
+				 0);
+	}
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(store_foreach(c.s, STORE_TRIPLETS, stop_after_two,
+				       &visits, err, sizeof(err)),
+			 0);
+	assert_int_equal(visits, 2);
+	event_free(ev);
+	store_close(c.s);
+	event_base_free(base);
+}
+
 /* ---------------------------------------------------------------- */
 /* Several processes. */
 
@@ -1168,6 +1230,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rmw_from_done_and_get_in_group,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_big_turn_commits_early_and_foreach_stops, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_two_processes_increment_one_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
