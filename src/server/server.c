@@ -372,12 +372,12 @@ static void server_stop(struct server *s)
 	for (size_t i = 0; i < s->ls.n; i++)
 		if (s->lev[i])
 			event_del(s->lev[i]);
-	/* Idle connections close now; busy ones after their reply. */
+	/* Idle connections close now; busy ones after their reply. The
+	 * spawn-mode stream too: waiting for Postfix to hang up would keep
+	 * a stopped process alive for as long as smtpd holds it. */
 	struct conn *c = s->conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->stream)
-			continue; /* spawn mode ends with its peer */
 		conn_close(c);
 	}
 	if (s->nconns == 0)
