@@ -254,3 +254,47 @@ def test_kill9_under_load_keeps_every_answered_triplet(daemon):
     assert not bad, bad[:5]
     assert len(d.log_lines("Initial greylisting")) == initial_before
     assert len(d.log_lines("Allowed greylisting")) == len(answered)
+
+
+def test_spawn_mode_sigterm_exits_when_idle(daemon, spawn):
+    # `postfix stop` or an upgrade: an idle spawn-mode process must not
+    # linger until Postfix hangs up (or reply_deadline passes).
+    d = daemon(start=False)
+    p = spawn(d.conf)
+    assert p.request(req()) == DEFER1
+    t0 = time.monotonic()
+    p.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = p.proc.wait(3)
+    except subprocess.TimeoutExpired:
+        rc = "still running after 3 s"
+    assert rc == 0, rc
+    assert time.monotonic() - t0 < 3
+    p.expect_closed()
+
+
+def test_spawn_mode_sigterm_answers_request_in_flight(daemon, spawn):
+    d = daemon(start=False)
+    p = spawn(d.conf)
+    assert p.request(req()) == DEFER1
+    locker = subprocess.Popen(["/usr/bin/python3", "-c", LOCKER,
+                               str(d.store_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        p.send(req(client="192.0.2.172"))
+        deadline = time.monotonic() + 5
+        while "futex" not in wchan(p.proc.pid):
+            assert time.monotonic() < deadline, wchan(p.proc.pid)
+            time.sleep(0.01)
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert p.proc.poll() is None
+    finally:
+        locker.stdin.write("\n")
+        locker.stdin.close()
+        assert locker.wait(5) == 0
+    assert p.read_reply() == DEFER1
+    p.expect_closed()
+    assert p.proc.wait(5) == 0
