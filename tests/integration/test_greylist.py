@@ -318,3 +318,23 @@ def test_defer_text_option(daemon):
     a = req(client="192.0.2.90", recipient="z@Example.ORG")
     assert d.client().request(a) == \
         "DEFER_IF_PERMIT 4.7.1 Try again in 60 s (Example.ORG)"
+
+
+def test_retry_window_and_max_age(daemon):
+    # retry_window 2 s: a first retry 3 s later starts over. max_age 2 s:
+    # a passed triplet unseen for 3 s is gone (expired, swept).
+    d = daemon(greylist={"delay": "1", "retry_window": "2", "max_age": "2"})
+    c = d.client()
+    late = req(client="192.0.2.200")
+    gone = req(client="192.0.2.201")
+    assert c.request(late) == DEFER1
+    assert c.request(gone) == DEFER1
+    time.sleep(1.1)
+    assert c.request(retry(gone)) == "DUNNO"
+    time.sleep(3.1)
+    a, b = retry(late), retry(gone)
+    assert c.request(a) == DEFER1
+    assert c.request(b) == DEFER1
+    for x in (a, b):
+        assert logline("Initial greylisting", x) + \
+            "; retry in 1s, attempt 1" in d.msgs()

@@ -111,3 +111,15 @@ def test_many_sighups_under_traffic(daemon):
     # Signals sent close together may coalesce: one more, waited for.
     d.hup()
     assert conns[0].request(req(client="192.0.2.161")) == defer(19)
+
+
+def test_sighup_in_spawn_mode(daemon, spawn):
+    import signal
+    d = daemon(start=False)
+    p = spawn(d.conf)
+    assert p.request(req(client="192.0.2.170")) == defer(1)
+    d.rewrite(greylist={"delay": "7"})
+    p.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert p.request(req(client="192.0.2.171")) == defer(7)
+    assert p.proc.poll() is None
