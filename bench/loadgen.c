@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -168,7 +169,7 @@ struct run {
 	struct action_count actions[LG_MAX_ACTION_WORDS];
 	size_t nactions;
 	unsigned long long actions_other;
-	uint64_t t_begin, t_deadline, t_last_reply;
+	uint64_t t_begin, t_deadline, t_last_done;
 	bool stopping;
 };
 
@@ -459,6 +460,10 @@ static void conn_fail(struct run *r, struct conn *c, enum err_kind kind,
 		      uint64_t now)
 {
 	r->errors[kind]++;
+	/* A failure ends a request too: a server that hangs must not be
+	 * credited with the rate of its first fraction of a second. */
+	if (now > r->t_last_done)
+		r->t_last_done = now;
 	conn_close(c);
 	c->state = CS_CLOSED;
 	c->retry_at = now + LG_RETRY_DELAY_NS;
@@ -614,7 +619,7 @@ static void conn_read(struct run *r, struct conn *c)
 	}
 	record_latency(r, now - c->t_start);
 	r->completed++;
-	r->t_last_reply = now;
+	r->t_last_done = now;
 	c->done++;
 	c->in_len = 0;
 	conn_next(r, c, now);
@@ -995,9 +1000,22 @@ static unsigned long long total_errors(const struct run *r)
 
 static double run_seconds(const struct run *r)
 {
-	uint64_t end =
-	    r->t_last_reply > r->t_begin ? r->t_last_reply : now_ns();
+	uint64_t end = r->t_last_done > r->t_begin ? r->t_last_done : now_ns();
 	return (double)(end - r->t_begin) / 1e9;
+}
+
+/* Our own CPU use over the run, in percent of one CPU: near 100 means the
+ * generator, not the server, may be what limits the rate. */
+static double self_cpu_percent(double secs)
+{
+	struct rusage ru;
+	double used;
+
+	if (secs <= 0 || getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	used = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	return used / secs * 100.0;
 }
 
 static void print_text(const struct run *r)
@@ -1013,8 +1031,9 @@ static void print_text(const struct run *r)
 	       r->opt.repeat_ratio);
 	printf("requests      %llu answered in %.3f s (%llu sent)\n",
 	       r->completed, secs, r->issued);
-	printf("rate          %.0f requests/s\n",
-	       secs > 0 ? (double)r->completed / secs : 0.0);
+	printf("rate          %.0f requests/s   (loadgen CPU %.0f%%)\n",
+	       secs > 0 ? (double)r->completed / secs : 0.0,
+	       self_cpu_percent(secs));
 	printf("latency ms    p50 %.3f   p90 %.3f   p99 %.3f   max %.3f   "
 	       "mean %.3f\n",
 	       (double)hist_percentile(r, 50) * ms,
@@ -1064,9 +1083,10 @@ static void print_json(const struct run *r)
 	       r->opt.connections, r->opt.attrs_full ? "full" : "minimal",
 	       r->opt.repeat_ratio);
 	printf("\"sent\":%llu,\"requests\":%llu,\"seconds\":%.6f,"
-	       "\"requests_per_s\":%.1f,",
+	       "\"requests_per_s\":%.1f,\"loadgen_cpu_percent\":%.1f,",
 	       r->issued, r->completed, secs,
-	       secs > 0 ? (double)r->completed / secs : 0.0);
+	       secs > 0 ? (double)r->completed / secs : 0.0,
+	       self_cpu_percent(secs));
 	printf("\"latency_ms\":{\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,"
 	       "\"max\":%.4f,\"mean\":%.4f},",
 	       (double)hist_percentile(r, 50) * ms,

@@ -1,0 +1,354 @@
+#!/bin/bash
+# run-greylist.sh - greylisting throughput of greyspf next to postgrey and
+# next to a server that does nothing (the harness's ceiling on this machine).
+#
+# In one run, each server gets the same request mix from bench/loadgen
+# (same seed, connections, attribute set and repeat ratio), for a bounded
+# time each:
+#   dunno     bench/dunno_server: answers action=DUNNO without parsing
+#   postgrey  Debian's postgrey, a private instance on a loopback port with
+#             its own --dbdir in a temporary directory (not the system service)
+#   greyspf   build/greyspf serve with a generated config: greylist only,
+#             LMDB in a temporary directory; skipped with a message when the
+#             binary has no working `serve`
+# then holds $HOLD idle connections open on each and reads VmRSS from
+# /proc/PID/status. Prints one table and the ratios greyspf/postgrey and
+# greyspf/dunno. Everything it starts is stopped by PID on exit; everything
+# it writes is under one temporary directory, removed on exit (KEEP=1 keeps
+# it, e.g. to read the daemons' logs).
+#
+# Settings (environment):
+#   DURATION=10          seconds of measurement for dunno and greyspf (max 60)
+#   POSTGREY_DURATION=5  postgrey manages ~2,000-3,000/s; a short run suffices
+#   WARMUP=1             seconds of load before each measurement, not counted
+#   CONNECTIONS=100      concurrent connections (Postfix: 100 smtpd processes)
+#   REPEAT_RATIO=0.5     fraction of requests reusing an earlier triplet
+#   ATTRS=full           full (29 attributes, as Postfix 3.7) or minimal
+#   HOLD=1000            idle connections held for the memory figure (0: skip)
+#   GREYSPF=build/greyspf   the daemon binary (relative to the repository)
+#   GREYSPF_EXTRA=       extra lines for the generated greyspf config
+#   BUILD=build-bench    where loadgen and dunno_server are built
+#   ONLY="dunno postgrey greyspf"   which servers to run
+#   JSON_OUT=FILE        also write all results as one JSON object to FILE
+# Requires: cmake, a C compiler, /usr/bin/python3, postgrey (apt-get install
+# postgrey; the system service need not run).
+set -u
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10}
+POSTGREY_DURATION=${POSTGREY_DURATION:-5}
+WARMUP=${WARMUP:-1}
+CONNECTIONS=${CONNECTIONS:-100}
+REPEAT_RATIO=${REPEAT_RATIO:-0.5}
+ATTRS=${ATTRS:-full}
+HOLD=${HOLD:-1000}
+GREYSPF=${GREYSPF:-build/greyspf}
+GREYSPF_EXTRA=${GREYSPF_EXTRA:-}
+BUILD=${BUILD:-build-bench}
+ONLY=${ONLY:-dunno postgrey greyspf}
+JSON_OUT=${JSON_OUT:-}
+PY=/usr/bin/python3
+# How long a server may take to start listening, and how long the held
+# connections stay open (they are released as soon as RSS is read).
+START_TIMEOUT=15
+HOLD_SECONDS=30
+SEED=42
+
+case $GREYSPF in /*) ;; *) GREYSPF=$REPO/$GREYSPF ;; esac
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+
+die() {
+	echo "run-greylist: $*" >&2
+	exit 2
+}
+
+# ---- build the harness ----
+if ! cmake -S "$REPO" -B "$BUILD" >/dev/null ||
+	! cmake --build "$BUILD" --target loadgen dunno_server -j2 >/dev/null; then
+	die "cannot build loadgen and dunno_server in $BUILD"
+fi
+LOADGEN=$BUILD/bench/loadgen
+DUNNO=$BUILD/bench/dunno_server
+
+TMP=$(mktemp -d /tmp/greyspf-bench.XXXXXX) || die "mktemp failed"
+chmod 755 "$TMP"
+PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		stop "$pid"
+	done
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "run-greylist: files kept in $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop PID: end one process we started and forget it, so the exit trap
+# never signals a PID the system may have reused.
+# postgrey (Net::Server::Multiplex) may ignore the first SIGTERM, so ask
+# twice, then SIGKILL.
+stop() {
+	local pid=$1 keep=() p sig i
+	for sig in TERM TERM KILL; do
+		kill -s "$sig" "$pid" 2>/dev/null || break
+		for ((i = 0; i < 30; i++)); do
+			kill -0 "$pid" 2>/dev/null || break 2
+			sleep 0.1
+		done
+	done
+	wait "$pid" 2>/dev/null
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_listen PORT PID: true once PORT accepts, false if PID died first.
+wait_listen() {
+	local port=$1 pid=$2 i
+	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+rss_kb() {
+	awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+# CPU time (user + system) of a process, in clock ticks.
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null
+}
+
+# jget FILE KEY.PATH: one value from loadgen's JSON.
+jget() {
+	$PY - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(v if not isinstance(v, dict) else
+      " ".join(f"{a}={b}" for a, b in v.items()))
+EOF
+}
+
+loadgen_args=(-c "$CONNECTIONS" -r "$REPEAT_RATIO" --attrs "$ATTRS"
+	--seed "$SEED" --json)
+
+# measure NAME PID PORT DURATION: load, then hold; results in $TMP/NAME.*
+measure() {
+	local name=$1 pid=$2 port=$3 secs=$4 target="inet:127.0.0.1:$3"
+	local c0 c1 hz rss0 rss1 lg i
+
+	echo "== $name: ${WARMUP}s warm-up, ${secs}s measured, $CONNECTIONS connections" >&2
+	if [ "$WARMUP" != 0 ]; then
+		"$LOADGEN" "${loadgen_args[@]}" --seed 7 -d "$WARMUP" "$target" \
+			>"$TMP/$name.warmup.json"
+	fi
+	c0=$(cpu_ticks "$pid")
+	"$LOADGEN" "${loadgen_args[@]}" -d "$secs" "$target" >"$TMP/$name.json"
+	c1=$(cpu_ticks "$pid")
+	hz=$(getconf CLK_TCK)
+	if [ -n "$c0" ] && [ -n "$c1" ]; then
+		awk -v a="$c0" -v b="$c1" -v hz="$hz" -v s="$secs" \
+			'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' \
+			>"$TMP/$name.cpu"
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "   $name died during the run" >&2
+		return 1
+	fi
+	[ "$HOLD" -gt 0 ] || return 0
+	echo "== $name: holding $HOLD idle connections" >&2
+	rss0=$(rss_kb "$pid")
+	"$LOADGEN" --hold-connections "$HOLD" -d "$HOLD_SECONDS" --json \
+		--seed 9 "$target" >"$TMP/$name.hold" &
+	lg=$!
+	PIDS+=("$lg")
+	for ((i = 0; i < HOLD_SECONDS * 10; i++)); do
+		grep -q '^ready:' "$TMP/$name.hold" 2>/dev/null && break
+		kill -0 "$lg" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q '^ready:' "$TMP/$name.hold"; then
+		sleep 1 # let the daemon finish whatever the burst started
+		rss1=$(rss_kb "$pid")
+		echo "$rss0 $rss1" >"$TMP/$name.rss"
+	else
+		echo "   $name: $HOLD connections not all established" >&2
+		echo "$rss0 -" >"$TMP/$name.rss"
+	fi
+	stop "$lg"
+}
+
+# ---- dunno ----
+if [[ " $ONLY " == *" dunno "* ]]; then
+	port=$(free_port)
+	"$DUNNO" --duration 600 "inet:127.0.0.1:$port" 2>"$TMP/dunno.log" &
+	pid=$!
+	PIDS+=("$pid")
+	if wait_listen "$port" "$pid"; then
+		measure dunno "$pid" "$port" "$DURATION"
+	else
+		echo "== dunno: did not start: $(tail -3 "$TMP/dunno.log")" >&2
+	fi
+	stop "$pid"
+fi
+
+# ---- postgrey ----
+if [[ " $ONLY " == *" postgrey "* ]]; then
+	if ! command -v postgrey >/dev/null; then
+		echo "== postgrey: not installed (apt-get install postgrey); skipped" >&2
+	else
+		mkdir -p "$TMP/postgrey"
+		if [ "$(id -u)" = 0 ] && id postgrey >/dev/null 2>&1; then
+			pg_user=postgrey
+			pg_group=$(id -gn postgrey)
+		else
+			pg_user=$(id -un)
+			pg_group=$(id -gn)
+		fi
+		chown "$pg_user:$pg_group" "$TMP/postgrey"
+		port=$(free_port)
+		# Foreground (no --daemonize), so $! is the server; it logs each
+		# decision to stderr, as greyspf does with log = stderr.
+		postgrey --inet="127.0.0.1:$port" --dbdir="$TMP/postgrey" \
+			--pidfile="$TMP/postgrey/postgrey.pid" \
+			--user="$pg_user" --group="$pg_group" \
+			>"$TMP/postgrey.log" 2>&1 &
+		pid=$!
+		PIDS+=("$pid")
+		if wait_listen "$port" "$pid"; then
+			measure postgrey "$pid" "$port" "$POSTGREY_DURATION"
+		else
+			echo "== postgrey: did not start: $(tail -3 "$TMP/postgrey.log")" >&2
+		fi
+		stop "$pid"
+	fi
+fi
+
+# ---- greyspf ----
+if [[ " $ONLY " == *" greyspf "* ]]; then
+	port=$(free_port)
+	cat >"$TMP/greyspf.conf" <<EOF
+# generated by bench/run-greylist.sh: greylisting only, as postgrey does
+listen = inet:127.0.0.1:$port
+user =
+allow_root = yes
+log = stderr
+hostname = bench.example
+checks = greylist
+
+[store]
+backend = lmdb
+path = $TMP/greyspf-db
+
+[greylist]
+delay = 5m
+retry_window = 2d
+max_age = 35d
+auto_whitelist = 5
+$GREYSPF_EXTRA
+EOF
+	if [ ! -x "$GREYSPF" ]; then
+		echo "== greyspf: $GREYSPF not built; skipped" >&2
+	else
+		"$GREYSPF" serve -c "$TMP/greyspf.conf" >"$TMP/greyspf.log" 2>&1 &
+		pid=$!
+		PIDS+=("$pid")
+		if wait_listen "$port" "$pid"; then
+			measure greyspf "$pid" "$port" "$DURATION"
+		else
+			echo "== greyspf: skipped: '$GREYSPF serve' does not listen" \
+				"(no serve command yet, or it failed). Its output:" >&2
+			tail -5 "$TMP/greyspf.log" | sed 's/^/   /' >&2
+		fi
+		stop "$pid"
+	fi
+fi
+
+# ---- report ----
+echo
+printf "%-9s %5s %11s %8s %8s %8s %6s %7s %6s %8s %9s %8s\n" server secs \
+	requests/s p50_ms p99_ms max_ms errors srv_cpu lg_cpu rss_kB \
+	"rss+${HOLD}c" kB/conn
+for name in dunno postgrey greyspf; do
+	f=$TMP/$name.json
+	[ -s "$f" ] || continue
+	cpu=$(cat "$TMP/$name.cpu" 2>/dev/null || echo -)
+	rss0=- rss1=-
+	[ -s "$TMP/$name.rss" ] && read -r rss0 rss1 <"$TMP/$name.rss"
+	per=-
+	if [[ $rss0 =~ ^[0-9]+$ && ${rss1:-} =~ ^[0-9]+$ ]]; then
+		per=$(awk -v a="$rss0" -v b="$rss1" -v n="$HOLD" \
+			'BEGIN {printf "%.1f", (b - a) / n}')
+	fi
+	printf "%-9s %5.1f %11.0f %8.3f %8.3f %8.3f %6s %6s%% %5.0f%% %8s %9s %8s\n" \
+		"$name" "$(jget "$f" seconds)" "$(jget "$f" requests_per_s)" \
+		"$(jget "$f" latency_ms.p50)" "$(jget "$f" latency_ms.p99)" \
+		"$(jget "$f" latency_ms.max)" "$(jget "$f" errors)" "$cpu" \
+		"$(jget "$f" loadgen_cpu_percent)" \
+		"${rss0:--}" "${rss1:--}" "$per"
+done
+echo
+for name in dunno postgrey greyspf; do
+	[ -s "$TMP/$name.json" ] &&
+		echo "actions $name: $(jget "$TMP/$name.json" actions)"
+done
+echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO, seed $SEED;" \
+	"$(nproc) CPUs shared by loadgen and the server;" \
+	"load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+ratio() { # ratio A B: rate and p99 of A relative to B
+	local a=$TMP/$1.json b=$TMP/$2.json
+	[ -s "$a" ] && [ -s "$b" ] || return 0
+	awk -v ra="$(jget "$a" requests_per_s)" -v rb="$(jget "$b" requests_per_s)" \
+		-v pa="$(jget "$a" latency_ms.p99)" -v pb="$(jget "$b" latency_ms.p99)" \
+		-v n="$1/$2" 'BEGIN {
+		printf "%-17s requests/s x%.2f   p99 x%.3f\n", n,
+			(rb > 0 ? ra / rb : 0), (pb > 0 ? pa / pb : 0) }'
+}
+ratio greyspf postgrey
+ratio greyspf dunno
+
+if [ -n "$JSON_OUT" ]; then
+	$PY - "$TMP" "$JSON_OUT" "$HOLD" <<'EOF'
+import json, os, sys
+tmp, out, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
+res = {}
+for name in ("dunno", "postgrey", "greyspf"):
+    p = os.path.join(tmp, name + ".json")
+    if not os.path.exists(p) or os.path.getsize(p) == 0:
+        continue
+    r = {"load": json.load(open(p))}
+    try:
+        r["cpu_percent"] = int(open(os.path.join(tmp, name + ".cpu")).read())
+    except (OSError, ValueError):
+        pass
+    try:
+        a, b = open(os.path.join(tmp, name + ".rss")).read().split()
+        r["vmrss_kb_idle"] = int(a)
+        if b != "-":
+            r["vmrss_kb_held"] = int(b)
+            r["held_connections"] = hold
+    except (OSError, ValueError):
+        pass
+    res[name] = r
+json.dump(res, open(out, "w"), indent=1)
+EOF
+	echo "results written to $JSON_OUT"
+fi
