@@ -53,9 +53,11 @@
  * EXPIRY
  *	A record whose `expires` is before now is dead: rmw passes NULL for it,
  *	get and foreach do not report it. store_expire() deletes at most `max`
- *	of them, examining at most LMDB_EXPIRE_SCAN_RATIO times as many records,
- *	and resumes after the last key it examined (all tables in turn, wrapping
- *	around), so a timer can sweep a large store in small steps.
+ *	of them, examining at most LMDB_EXPIRE_SCAN_RATIO times as many records
+ *	(and each record at most once), and resumes after the last key it
+ *	examined (all tables in turn, wrapping around), so a timer can sweep a
+ *	large store in small steps. A large call (`db purge`: max SIZE_MAX)
+ *	commits every LMDB_EXPIRE_TXN_SCAN records, letting other writers in.
  *
  * Environments must be opened after fork(), never inherited. Nothing here
  * logs; errors come back in the caller's buffer as "lmdb <what>: <reason>".
@@ -120,6 +122,10 @@
  * (with a floor), so one call stays short when few records are dead. */
 #define LMDB_EXPIRE_SCAN_RATIO 16
 #define LMDB_EXPIRE_SCAN_MIN 256
+/* Records examined per write transaction of one expiry call (a few ms):
+ * `greyspf db purge` sweeps everything, in steps that let the daemon's
+ * group commits through and keep LMDB's dirty page list small. */
+#define LMDB_EXPIRE_TXN_SCAN 20000
 
 /* Room for an operation's own error message. */
 #define LMDB_OP_ERR_MAX 128
@@ -982,56 +988,67 @@ static int lmdb_stats(struct store *st, struct store_stats *out, char *err,
 	return 0;
 }
 
-/* Where an expiry pass stands; copied back to the store on commit. */
-struct expire_pos {
+/* One store_expire() call: what it may still do and where it stands. */
+struct expire_run {
+	int64_t now;
+	size_t want;  /* deletions still allowed */
+	size_t scan;  /* records that may still be examined */
+	bool sized;   /* scan already capped by the number of records */
+	bool wrapped; /* went round every table: nothing more to find */
 	enum store_table table;
-	size_t keylen;
+	size_t keylen; /* resume after this key of table; 0: at its start */
 	unsigned char key[LMDB_KEY_FOLDED_LEN];
 };
 
-/* One attempt at an expiry pass in its own write transaction. */
-static int expire_pass(struct lmdb_store *s, int64_t now, size_t max,
-		       struct expire_pos *pos, size_t *removed)
+/*
+ * One write transaction of an expiry call: examines at most
+ * LMDB_EXPIRE_TXN_SCAN records from where the run stands. Works on a copy
+ * of the run, written back only once the transaction is committed, so a
+ * retry after MDB_MAP_FULL starts from the same place.
+ */
+static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 {
+	struct expire_run r = *run;
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	MDB_stat ms;
 	MDB_val k, v;
 	MDB_cursor_op op;
-	size_t total = 0, limit, examined = 0, n = 0;
+	size_t limit, examined = 0, n = 0;
 	int crossings = 0, rc;
 	bool skip_equal;
 
-	*removed = 0;
 	rc = txn_begin(s, 0, &txn);
 	if (rc != 0)
 		return rc;
 	s->wtxn = txn; /* so that grow_map refuses while it is open */
-	for (int t = 0; t < STORE_NTABLES && rc == 0; t++) {
-		rc = mdb_stat(txn, s->dbi[t], &ms);
-		if (rc == 0)
-			total += ms.ms_entries;
+	if (!r.sized) {
+		/* Each record at most once per call, even when wrapping. */
+		size_t total = 0;
+
+		for (int t = 0; t < STORE_NTABLES && rc == 0; t++) {
+			rc = mdb_stat(txn, s->dbi[t], &ms);
+			if (rc == 0)
+				total += ms.ms_entries;
+		}
+		if (r.scan > total)
+			r.scan = total;
+		r.sized = true;
 	}
-	limit = max > SIZE_MAX / LMDB_EXPIRE_SCAN_RATIO
-		    ? SIZE_MAX
-		    : max * LMDB_EXPIRE_SCAN_RATIO;
-	if (limit < LMDB_EXPIRE_SCAN_MIN)
-		limit = LMDB_EXPIRE_SCAN_MIN;
-	if (limit > total)
-		limit = total;
+	limit = r.scan < LMDB_EXPIRE_TXN_SCAN ? r.scan : LMDB_EXPIRE_TXN_SCAN;
 
 	if (rc == 0 && limit > 0)
-		rc = mdb_cursor_open(txn, s->dbi[pos->table], &cur);
-	if (pos->keylen > 0) {
+		rc = mdb_cursor_open(txn, s->dbi[r.table], &cur);
+	if (r.keylen > 0) {
 		op = MDB_SET_RANGE;
-		k.mv_data = pos->key;
-		k.mv_size = pos->keylen;
+		k.mv_data = r.key;
+		k.mv_size = r.keylen;
 		skip_equal = true;
 	} else {
 		op = MDB_FIRST;
 		skip_equal = false;
 	}
-	while (rc == 0 && limit > 0 && examined < limit && n < max) {
+	while (rc == 0 && limit > 0 && examined < limit && n < r.want) {
 		struct store_rec rec;
 		const unsigned char *okey;
 		size_t okeylen;
@@ -1040,14 +1057,15 @@ static int expire_pass(struct lmdb_store *s, int64_t now, size_t max,
 		if (rc == MDB_NOTFOUND) {
 			/* End of this table: on to the start of the next. */
 			if (++crossings > STORE_NTABLES) {
+				r.wrapped = true;
 				rc = 0;
 				break;
 			}
 			mdb_cursor_close(cur);
 			cur = NULL;
-			pos->table = (pos->table + 1) % STORE_NTABLES;
-			pos->keylen = 0;
-			rc = mdb_cursor_open(txn, s->dbi[pos->table], &cur);
+			r.table = (r.table + 1) % STORE_NTABLES;
+			r.keylen = 0;
+			rc = mdb_cursor_open(txn, s->dbi[r.table], &cur);
 			op = MDB_FIRST;
 			skip_equal = false;
 			continue;
@@ -1057,18 +1075,18 @@ static int expire_pass(struct lmdb_store *s, int64_t now, size_t max,
 		op = MDB_NEXT;
 		if (skip_equal) {
 			skip_equal = false;
-			if (k.mv_size == pos->keylen &&
-			    memcmp(k.mv_data, pos->key, pos->keylen) == 0)
+			if (k.mv_size == r.keylen &&
+			    memcmp(k.mv_data, r.key, r.keylen) == 0)
 				continue;
 		}
 		examined++;
-		if (k.mv_size <= sizeof(pos->key)) {
-			memcpy(pos->key, k.mv_data, k.mv_size);
-			pos->keylen = k.mv_size;
+		if (k.mv_size <= sizeof(r.key)) {
+			memcpy(r.key, k.mv_data, k.mv_size);
+			r.keylen = k.mv_size;
 		}
 		if (!entry_decode(&k, &v, &okey, &okeylen, &rec)) {
 			s->errors++;
-		} else if (!(rec.expires < now)) {
+		} else if (!(rec.expires < r.now)) {
 			continue;
 		}
 		/* After a delete LMDB's MDB_NEXT yields the following key. */
@@ -1084,20 +1102,25 @@ static int expire_pass(struct lmdb_store *s, int64_t now, size_t max,
 		return rc;
 	}
 	rc = mdb_txn_commit(txn);
-	if (rc == 0) {
-		*removed = n;
-		if (n > 0)
-			arm_sync(s);
-	}
-	return rc;
+	if (rc != 0)
+		return rc;
+	if (n > 0)
+		arm_sync(s);
+	r.want -= n;
+	r.scan -= examined;
+	if (examined == 0)
+		r.wrapped = true; /* nothing left to look at */
+	s->expired += n;
+	*run = r;
+	return 0;
 }
 
 static int lmdb_expire(struct store *st, int64_t now, size_t max,
 		       size_t *removed, char *err, size_t errsize)
 {
 	struct lmdb_store *s = (struct lmdb_store *)st;
-	struct expire_pos pos;
-	int rc, grows = 0;
+	struct expire_run run = {.now = now, .want = max};
+	int rc = 0, grows = 0;
 
 	*removed = 0;
 	if (s->readonly) {
@@ -1108,27 +1131,36 @@ static int lmdb_expire(struct store *st, int64_t now, size_t max,
 	if (max == 0)
 		return 0;
 	group_finish(s);
-	for (;;) {
-		pos.table = s->exp_table;
-		pos.keylen = s->exp_keylen;
-		memcpy(pos.key, s->exp_key, s->exp_keylen);
-		rc = expire_pass(s, now, max, &pos, removed);
+	run.scan = max > SIZE_MAX / LMDB_EXPIRE_SCAN_RATIO
+		       ? SIZE_MAX
+		       : max * LMDB_EXPIRE_SCAN_RATIO;
+	if (run.scan < LMDB_EXPIRE_SCAN_MIN)
+		run.scan = LMDB_EXPIRE_SCAN_MIN;
+	run.table = s->exp_table;
+	run.keylen = s->exp_keylen;
+	memcpy(run.key, s->exp_key, s->exp_keylen);
+	/* Several short transactions rather than one long one: other
+	 * processes get the writer lock in between. */
+	while (run.want > 0 && run.scan > 0 && !run.wrapped) {
+		rc = expire_pass(s, &run);
 		if (rc == MDB_MAP_FULL && grows < LMDB_GROW_RETRIES &&
 		    grow_map(s) == 0) {
 			grows++;
 			continue;
 		}
-		break;
+		if (rc != 0)
+			break;
+		/* Committed: the next call resumes from here. */
+		s->exp_table = run.table;
+		s->exp_keylen = run.keylen;
+		memcpy(s->exp_key, run.key, run.keylen);
 	}
+	*removed = max - run.want;
 	if (rc != 0) {
 		set_err(err, errsize, "expire", rc);
 		s->errors++;
 		return -1;
 	}
-	s->exp_table = pos.table;
-	s->exp_keylen = pos.keylen;
-	memcpy(s->exp_key, pos.key, pos.keylen);
-	s->expired += *removed;
 	return 0;
 }
 

@@ -458,6 +458,39 @@ static void test_expire_resumes_in_bounded_batches(void **state)
 	store_close(s);
 }
 
+/* A purge (max = SIZE_MAX) over more records than one transaction
+ * examines (LMDB_EXPIRE_TXN_SCAN, 20000) removes every dead one. */
+static void test_unbounded_expire_spans_transactions(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->dir, NULL, 0, false, false);
+	struct store_rec r;
+	struct store_stats st;
+	char key[16], err[256];
+	size_t removed;
+
+	assert_non_null(s);
+	for (int i = 0; i < 26000; i++) {
+		snprintf(key, sizeof(key), "p%06d", i);
+		r = (struct store_rec){.expires = i % 26 == 0 ? 5000 : 10};
+		assert_int_equal(
+		    store_put(s, i % 2 ? STORE_TRIPLETS : STORE_CLIENTS, key,
+			      strlen(key), &r, err, sizeof(err)),
+		    0);
+	}
+	assert_int_equal(
+	    store_expire(s, 100, SIZE_MAX, &removed, err, sizeof(err)), 0);
+	assert_int_equal(removed, 25000);
+	assert_int_equal(store_stats(s, &st, err, sizeof(err)), 0);
+	assert_int_equal(st.records[STORE_TRIPLETS] + st.records[STORE_CLIENTS],
+			 1000);
+	assert_int_equal(st.expired, 25000);
+	assert_int_equal(
+	    store_expire(s, 100, SIZE_MAX, &removed, err, sizeof(err)), 0);
+	assert_int_equal(removed, 0);
+	store_close(s);
+}
+
 /* Writes a raw value under key in the triplets table, bypassing the store. */
 static void raw_put(const char *dir, const char *key, const void *val,
 		    size_t len)
@@ -1223,6 +1256,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_expire_resumes_in_bounded_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unbounded_expire_spans_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_record_is_absent,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),
