@@ -9,6 +9,17 @@
  * write transaction, committed at the end of the turn; only then do their
  * `done` callbacks run. A process killed at any moment leaves the last
  * committed state, which includes every decision already answered.
+ *
+ * For callers (details at the top of lmdb.c):
+ * - `done` gets err "" on success.
+ * - store_put/del/expire/flush/close first commit the pending group and run
+ *   its `done`s: flush or close the store before freeing what they use.
+ * - With an event_base, a sync timer (1 s) is pending after each write, so
+ *   event_base_dispatch() returns up to 1 s after the last write; close the
+ *   store before freeing the base.
+ * - Open the store after any fork(); its directory and files (data.mdb,
+ *   lock.mdb, mode 0640) must be writable by every user that opens it,
+ *   read-only opens included (readers take a slot in lock.mdb).
  */
 #ifndef GREYSPF_STORE_LMDB_H
 #define GREYSPF_STORE_LMDB_H
