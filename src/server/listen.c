@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,20 @@ static int open_inet(const char *spec, struct listen_set *out, char *err,
 	return 0;
 }
 
+/* Does a process accept on this socket file? Unlinking it would silently
+ * cut that process (e.g. a second instance started by mistake) off from
+ * Postfix. Only "connection refused" proves the file stale. */
+static bool unix_socket_alive(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	bool alive = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
+	close(fd);
+	return alive;
+}
+
 static int open_unix(const char *spec, const struct listen_unix_perm *perm,
 		     struct listen_set *out, char *err, size_t errsize)
 {
@@ -122,16 +137,21 @@ static int open_unix(const char *spec, const struct listen_unix_perm *perm,
 		snprintf(err, errsize, "%s: bad socket path", spec);
 		return -1;
 	}
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errsize,
 				 "%s: exists and is not a socket", spec);
 			return -1;
 		}
+		if (unix_socket_alive(&sun)) {
+			snprintf(err, errsize, "%s: in use by another process",
+				 spec);
+			return -1;
+		}
 		unlink(path); /* stale socket of an earlier run */
 	}
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errsize, "%s: %s", spec, strerror(errno));
