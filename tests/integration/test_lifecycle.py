@@ -298,3 +298,28 @@ def test_spawn_mode_sigterm_answers_request_in_flight(daemon, spawn):
     assert p.read_reply() == DEFER1
     p.expect_closed()
     assert p.proc.wait(5) == 0
+
+
+def test_unix_socket_of_a_running_daemon_is_not_stolen(daemon):
+    d1 = daemon(listen=("unix",), name="first")
+    d2 = daemon(listen=(), name="second", start=False)
+    d2.sock = d1.sock
+    d2.rewrite(top={"listen": f"unix:{d1.sock}"})
+    r = run_serve(d2.conf)
+    assert r.returncode != 0
+    assert f"unix:{d1.sock}: in use by another process" in r.stderr, \
+        r.stderr
+    assert d1.client("unix").request(req()) == DEFER1
+
+
+def test_unix_socket_path_that_is_not_a_socket(workdir):
+    path = workdir / "regular-file"
+    path.write_text("precious\n")
+    conf = workdir / "f.conf"
+    write_config(conf, {"listen": f"unix:{path}", "log": "stderr",
+                        "user": "nobody"},
+                 {"path": str(workdir / "store")}, {"delay": "1"})
+    r = run_serve(conf)
+    assert r.returncode != 0
+    assert f"unix:{path}: exists and is not a socket" in r.stderr
+    assert path.read_text() == "precious\n"
