@@ -57,6 +57,12 @@ ZONE = {
                                  "-all"}],
     "badhelo.example.org": [{"TXT": "v=spf1 -all"}],
     "helo2.example.org": [{"TXT": "v=spf1 ip4:192.0.2.10 -all"}],
+    # Explanations that must not break a reply: long, and with control
+    # characters (a CR LF in a reply would end it early).
+    "longexp.example.com": [{"TXT": "v=spf1 -all exp=longexp.example.net"}],
+    "longexp.example.net": [{"TXT": ["x" * 250, "y" * 250]}],
+    "ctlexp.example.com": [{"TXT": "v=spf1 -all exp=ctlexp.example.net"}],
+    "ctlexp.example.net": [{"TXT": "bad\r\naction=OK\n\nx\x00\x7f\t"}],
 }
 
 PERMERROR_PROBLEM = ("syntax error in record of permerror.example.com: "

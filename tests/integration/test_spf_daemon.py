@@ -628,3 +628,96 @@ def test_log_wording_tumgreyspf(daemon, dnsfix):
             f'helo=mail.example.org; envelope-from=user@timeout.example.com;'
             f' receiver={t["recipient"]}; problem="{TIMEOUT_PROBLEM}"; '
             f'action=defer;') in d.msgs()
+
+
+# ---- more HELO cases, headers with greylisting, hostile data ----------------
+
+
+def test_helo_temperror_defers(daemon, dnsfix):
+    d = spf_daemon(daemon, dnsfix())
+    a = spf_req("user@example.com", helo="timeout.example.com")
+    assert d.client().request(a) == "451 4.7.24 " + TEMPERROR_TEXT
+    assert spf_lines(d, a["queue_id"]) == [
+        spf_logline("temporary SPF error", a, "helo", "defer",
+                    TIMEOUT_PROBLEM),
+        spf_logline("sender SPF authorized", a, "mailfrom", "-"),
+    ]
+
+
+def test_null_sender_helo_fail_reply(daemon, dnsfix):
+    d = spf_daemon(daemon, dnsfix())
+    a = spf_req("", helo=BAD_HELO)
+    assert d.client().request(a) == (
+        "550 5.7.23 SPF fail: 192.0.2.10 is not allowed to send mail from "
+        "badhelo.example.org")
+
+
+def test_null_sender_ip_literal_helo(daemon, dnsfix):
+    """postmaster@[192.0.2.10] has no domain to check: none (RFC 7208
+    section 4.3), and nothing is asked of DNS."""
+    dns = dnsfix()
+    d = spf_daemon(daemon, dns)
+    a = spf_req("", helo="[192.0.2.10]")
+    assert d.client().request(a) == prepend(rspf(
+        "none", "domain of postmaster@[192.0.2.10] does not designate "
+        "permitted sender hosts", PASS_IP, "", helo='"[192.0.2.10]"'))
+    assert dns.queries() == []
+
+
+def test_all_headers_one_per_request_then_data(daemon, dnsfix):
+    """Received-SPF, Authentication-Results and X-Greylist of one message
+    leave one per reply: RCPT, RCPT, then DATA."""
+    d = spf_daemon(daemon, dnsfix(), checks="spf, greylist",
+                   spf={"header": "both"}, greylist={"header": "yes"})
+    c = d.client()
+    a = spf_req("user@neutral.example.com", client=FAIL_IP)
+    assert c.request(a) == DEFER1
+    time.sleep(1.1)
+    b = retry(a)
+    assert c.request(b) == prepend(H_NEUTRAL)
+    r2 = c.request(msg(b, b["recipient"]))  # same recipient again
+    assert r2.startswith("PREPEND Authentication-Results: mx.example.org; "
+                         "spf=neutral "), r2
+    r3 = c.request(msg(b, "", protocol_state="DATA"))
+    assert re.match(r"^PREPEND X-Greylist: delayed [12] seconds by greyspf-",
+                    r3), r3
+    assert c.request(msg(b, "", protocol_state="END-OF-MESSAGE")) == "DUNNO"
+
+
+def test_header_quoting_of_hostile_sender(daemon, dnsfix):
+    d = spf_daemon(daemon, dnsfix())
+    a = spf_req('we(ir)d"\\x@example.com')
+    r = d.client().request(a)
+    assert r == prepend(
+        "Received-SPF: pass (mx.example.org: domain of "
+        'we\\(ir\\)d"\\\\x@example.com designates 192.0.2.10 as permitted '
+        "sender) client-ip=192.0.2.10; "
+        'envelope-from="we(ir)d\\"\\\\x@example.com"; helo=mail.example.org; '
+        'receiver=mx.example.org; identity=mailfrom; '
+        'mechanism="ip4:192.0.2.10";'), r
+
+
+def test_long_explanation_fits_a_reply(daemon, dnsfix):
+    d = spf_daemon(daemon, dnsfix())
+    r = d.client().request(spf_req("user@longexp.example.com",
+                                   client=FAIL_IP))
+    assert r.startswith("550 5.7.23 The domain longexp.example.com "
+                        "explains: xxxx"), r
+    # Postfix: an SMTP reply line is at most 512 octets with CR LF.
+    assert len(r) <= 510, len(r)
+
+
+def test_control_characters_in_explanation(daemon, dnsfix):
+    """The reply stays one line (the client checks the framing: exactly
+    one action= line, then an empty line). The text is the domain's,
+    made printable, or the default explanation."""
+    d = spf_daemon(daemon, dnsfix())
+    c = d.client()
+    r = c.request(spf_req("user@ctlexp.example.com", client=FAIL_IP))
+    assert r.startswith("550 5.7.23 The domain ctlexp.example.com explains: "
+                        "bad") or r == ("550 5.7.23 SPF fail: 192.0.2.99 is "
+                                        "not allowed to send mail from "
+                                        "ctlexp.example.com"), r
+    assert all(0x20 <= ord(ch) < 0x7f for ch in r), r
+    # The connection is still in step.
+    assert c.request(spf_req("user@example.com")) == prepend(H_PASS)
