@@ -56,8 +56,10 @@
  *	of them, examining at most LMDB_EXPIRE_SCAN_RATIO times as many records
  *	(and each record at most once), and resumes after the last key it
  *	examined (all tables in turn, wrapping around), so a timer can sweep a
- *	large store in small steps. A large call (`db purge`: max SIZE_MAX)
- *	commits every LMDB_EXPIRE_TXN_SCAN records, letting other writers in.
+ *	large store in small steps. The position is stored in the environment
+ *	(see lmdb_cursor_key), shared by every process using the store. A large
+ *call (`db purge`: max SIZE_MAX) commits every LMDB_EXPIRE_TXN_SCAN records,
+ *letting other writers in.
  *
  * Environments must be opened after fork(), never inherited. Nothing here
  * logs; errors come back in the caller's buffer as "lmdb <what>: <reason>".
@@ -127,6 +129,15 @@
  * group commits through and keep LMDB's dirty page list small. */
 #define LMDB_EXPIRE_TXN_SCAN 20000
 
+/* Where the expiry sweep stands, kept in LMDB's unnamed database beside the
+ * table names so that every process sharing the store (short-lived
+ * spawn-mode ones included) continues one sweep instead of each starting
+ * over at the first key. The leading NUL keeps it from ever being taken for
+ * a table name (mdb_stat -a and mdb_dump -a skip such keys). Value: version
+ * byte, table byte, then the last key examined (possibly empty). */
+static const char lmdb_cursor_key[] = "\0greyspf-expire-cursor";
+#define LMDB_CURSOR_VERSION 1
+
 /* Room for an operation's own error message. */
 #define LMDB_OP_ERR_MAX 128
 
@@ -178,10 +189,7 @@ struct lmdb_store {
 	struct lmdb_op *spare; /* recycled array, avoids malloc per turn */
 	size_t capspare;
 
-	/* Expiry resumes after this key of this table (keylen 0: its start). */
-	enum store_table exp_table;
-	size_t exp_keylen;
-	unsigned char exp_key[LMDB_KEY_FOLDED_LEN];
+	MDB_dbi main_dbi; /* LMDB's unnamed database: the expiry cursor */
 
 	uint64_t expired;
 	uint64_t errors;
@@ -1000,6 +1008,45 @@ struct expire_run {
 	unsigned char key[LMDB_KEY_FOLDED_LEN];
 };
 
+/* Reads the shared cursor; anything unreadable means "from the start". */
+static int cursor_load(struct lmdb_store *s, MDB_txn *txn, struct expire_run *r)
+{
+	MDB_val k = {.mv_size = sizeof(lmdb_cursor_key) - 1,
+		     .mv_data = (void *)lmdb_cursor_key};
+	MDB_val v;
+	const unsigned char *b;
+	int rc = mdb_get(txn, s->main_dbi, &k, &v);
+
+	r->table = STORE_TRIPLETS;
+	r->keylen = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	b = v.mv_data;
+	if (v.mv_size < 2 || b[0] != LMDB_CURSOR_VERSION ||
+	    b[1] >= STORE_NTABLES || v.mv_size - 2 > sizeof(r->key))
+		return 0;
+	r->table = (enum store_table)b[1];
+	r->keylen = v.mv_size - 2;
+	memcpy(r->key, b + 2, r->keylen);
+	return 0;
+}
+
+static int cursor_save(struct lmdb_store *s, MDB_txn *txn,
+		       const struct expire_run *r)
+{
+	unsigned char b[2 + LMDB_KEY_FOLDED_LEN];
+	MDB_val k = {.mv_size = sizeof(lmdb_cursor_key) - 1,
+		     .mv_data = (void *)lmdb_cursor_key};
+	MDB_val v = {.mv_size = 2 + r->keylen, .mv_data = b};
+
+	b[0] = LMDB_CURSOR_VERSION;
+	b[1] = (unsigned char)r->table;
+	memcpy(b + 2, r->key, r->keylen);
+	return mdb_put(txn, s->main_dbi, &k, &v, 0);
+}
+
 /*
  * One write transaction of an expiry call: examines at most
  * LMDB_EXPIRE_TXN_SCAN records from where the run stands. Works on a copy
@@ -1022,7 +1069,8 @@ static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 	if (rc != 0)
 		return rc;
 	s->wtxn = txn; /* so that grow_map refuses while it is open */
-	if (!r.sized) {
+	rc = cursor_load(s, txn, &r);
+	if (rc == 0 && !r.sized) {
 		/* Each record at most once per call, even when wrapping. */
 		size_t total = 0;
 
@@ -1096,6 +1144,8 @@ static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 	}
 	if (cur != NULL)
 		mdb_cursor_close(cur);
+	if (rc == 0 && (examined > 0 || crossings > 0))
+		rc = cursor_save(s, txn, &r);
 	s->wtxn = NULL;
 	if (rc != 0) {
 		mdb_txn_abort(txn);
@@ -1136,9 +1186,6 @@ static int lmdb_expire(struct store *st, int64_t now, size_t max,
 		       : max * LMDB_EXPIRE_SCAN_RATIO;
 	if (run.scan < LMDB_EXPIRE_SCAN_MIN)
 		run.scan = LMDB_EXPIRE_SCAN_MIN;
-	run.table = s->exp_table;
-	run.keylen = s->exp_keylen;
-	memcpy(run.key, s->exp_key, s->exp_keylen);
 	/* Several short transactions rather than one long one: other
 	 * processes get the writer lock in between. */
 	while (run.want > 0 && run.scan > 0 && !run.wrapped) {
@@ -1150,10 +1197,6 @@ static int lmdb_expire(struct store *st, int64_t now, size_t max,
 		}
 		if (rc != 0)
 			break;
-		/* Committed: the next call resumes from here. */
-		s->exp_table = run.table;
-		s->exp_keylen = run.keylen;
-		memcpy(s->exp_key, run.key, run.keylen);
 	}
 	*removed = max - run.want;
 	if (rc != 0) {
@@ -1225,6 +1268,12 @@ static int open_tables(struct lmdb_store *s, char *err, size_t errsize)
 	rc = txn_begin(s, s->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc != 0) {
 		set_err(err, errsize, "begin", rc);
+		return -1;
+	}
+	rc = mdb_dbi_open(txn, NULL, 0, &s->main_dbi);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		set_err(err, errsize, "main database", rc);
 		return -1;
 	}
 	for (int t = 0; t < STORE_NTABLES; t++) {

@@ -426,13 +426,21 @@ static void test_expire_resumes_in_bounded_batches(void **state)
 	assert_true(get_rec(s, STORE_TRIPLETS, "k020", &r));
 	assert_true(get_rec(s, STORE_TRIPLETS, "k019", &r));
 
-	/* The next one resumes after k018. */
+	/* The next one, from another handle (as from another process: the
+	 * position is kept in the store), resumes after k018. */
+	r = (struct store_rec){.expires = 1}; /* dead, before the cursor */
+	assert_int_equal(
+	    store_put(s, STORE_TRIPLETS, "k001x", 5, &r, err, sizeof(err)), 0);
+	store_close(s);
+	s = open_store(f->dir, NULL, 0, false, false);
+	assert_non_null(s);
 	assert_int_equal(store_expire(s, 501, 10, &removed, err, sizeof(err)),
 			 0);
 	assert_int_equal(removed, 10);
 	assert_false(get_rec(s, STORE_TRIPLETS, "k038", &r));
 	assert_true(get_rec(s, STORE_TRIPLETS, "k040", &r));
 	assert_true(get_rec(s, STORE_TRIPLETS, "k000", &r) == false);
+	assert_true(get_rec(s, STORE_TRIPLETS, "k001x", &r)); /* not yet */
 
 	/* Carry on across tables until everything dead is gone. */
 	total = 20;
@@ -442,11 +450,12 @@ static void test_expire_resumes_in_bounded_batches(void **state)
 		assert_true(removed <= 10);
 		total += removed;
 	}
-	assert_int_equal(total, 60);
+	assert_int_equal(total, 61);
+	assert_false(get_rec(s, STORE_TRIPLETS, "k001x", &r)); /* wrapped */
 	assert_int_equal(store_stats(s, &st, err, sizeof(err)), 0);
 	assert_int_equal(st.records[STORE_TRIPLETS], 50);
 	assert_int_equal(st.records[STORE_CLIENTS], 10);
-	assert_int_equal(st.expired, 60);
+	assert_int_equal(st.expired, 51); /* since the reopen */
 
 	/* Wrapping around: new dead records before the cursor are found. */
 	r = (struct store_rec){.expires = 1};
