@@ -1047,6 +1047,22 @@ static int cursor_save(struct lmdb_store *s, MDB_txn *txn,
 	return mdb_put(txn, s->main_dbi, &k, &v, 0);
 }
 
+/* Sets *total to the number of records in all tables. */
+static int count_records(struct lmdb_store *s, MDB_txn *txn, size_t *total)
+{
+	MDB_stat ms;
+
+	*total = 0;
+	for (int t = 0; t < STORE_NTABLES; t++) {
+		int rc = mdb_stat(txn, s->dbi[t], &ms);
+
+		if (rc != 0)
+			return rc;
+		*total += ms.ms_entries;
+	}
+	return 0;
+}
+
 /*
  * One write transaction of an expiry call: examines at most
  * LMDB_EXPIRE_TXN_SCAN records from where the run stands. Works on a copy
@@ -1058,7 +1074,6 @@ static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 	struct expire_run r = *run;
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
-	MDB_stat ms;
 	MDB_val k, v;
 	MDB_cursor_op op;
 	size_t limit, examined = 0, n = 0;
@@ -1074,18 +1089,14 @@ static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 		/* Each record at most once per call, even when wrapping. */
 		size_t total = 0;
 
-		for (int t = 0; t < STORE_NTABLES && rc == 0; t++) {
-			rc = mdb_stat(txn, s->dbi[t], &ms);
-			if (rc == 0)
-				total += ms.ms_entries;
-		}
-		if (r.scan > total)
+		rc = count_records(s, txn, &total);
+		if (rc == 0 && r.scan > total)
 			r.scan = total;
 		r.sized = true;
 	}
 	limit = r.scan < LMDB_EXPIRE_TXN_SCAN ? r.scan : LMDB_EXPIRE_TXN_SCAN;
 
-	if (rc == 0 && limit > 0)
+	if (rc == 0)
 		rc = mdb_cursor_open(txn, s->dbi[r.table], &cur);
 	if (r.keylen > 0) {
 		op = MDB_SET_RANGE;
@@ -1096,7 +1107,7 @@ static int expire_pass(struct lmdb_store *s, struct expire_run *run)
 		op = MDB_FIRST;
 		skip_equal = false;
 	}
-	while (rc == 0 && limit > 0 && examined < limit && n < r.want) {
+	while (rc == 0 && examined < limit && n < r.want) {
 		struct store_rec rec;
 		const unsigned char *okey;
 		size_t okeylen;
