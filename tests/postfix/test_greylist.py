@@ -11,7 +11,7 @@ import time
 import pytest
 
 import pfharness as h
-from conftest import GREYLIST_DELAY, kill_spawned, spawned_pids, wait_until
+from pfenv import GREYLIST_DELAY, kill_spawned, spawned_pids, wait_until
 
 # Slack after the greylist delay before the retry: greyspf compares whole
 # seconds, so a retry at delay + this is surely late enough.
