@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import stat
+import subprocess
 import time
 
 import pytest
@@ -169,3 +170,17 @@ def test_spawn_runs_as_greyspf_user(env):
         status = open(f"/proc/{pid}/status").read()
         uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
         assert set(uids) == {uid}
+
+
+def test_postconf_accepts_guide(env):
+    """Postfix finds nothing to warn about in the guide's settings (a
+    misspelt parameter would be an "unused parameter" warning)."""
+    p = subprocess.run(["postconf", "-c", str(env.pf.etc), "-n"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "warning" not in p.stderr, p.stderr
+    p = subprocess.run(["postconf", "-c", str(env.pf.etc), "-M"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30)
+    assert "warning" not in p.stderr, p.stderr
