@@ -21,6 +21,8 @@
 #   DURATION=10          seconds of measurement for dunno and greyspf (max 60)
 #   POSTGREY_DURATION=5  postgrey manages ~2,000-3,000/s; a short run suffices
 #   WARMUP=1             seconds of load before each measurement, not counted
+#   ROUNDS=1             measurements per server, interleaved; the table shows
+#                        the round with the median rate (3 on a busy machine)
 #   CONNECTIONS=100      concurrent connections (Postfix: 100 smtpd processes)
 #   REPEAT_RATIO=0.5     fraction of requests reusing an earlier triplet
 #   ATTRS=full           full (29 attributes, as Postfix 3.7) or minimal
@@ -43,6 +45,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 POSTGREY_DURATION=${POSTGREY_DURATION:-5}
 WARMUP=${WARMUP:-1}
+ROUNDS=${ROUNDS:-1}
 CONNECTIONS=${CONNECTIONS:-100}
 REPEAT_RATIO=${REPEAT_RATIO:-0.5}
 ATTRS=${ATTRS:-full}
@@ -59,7 +62,7 @@ PY=/usr/bin/python3
 # connections stay open (they are released as soon as RSS is read).
 START_TIMEOUT=15
 HOLD_SECONDS=30
-SEED=42
+SEED=42 # round R uses seed SEED+R
 
 case $GREYSPF in /*) ;; *) GREYSPF=$REPO/$GREYSPF ;; esac
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
@@ -153,70 +156,24 @@ print(v if not isinstance(v, dict) else
 EOF
 }
 
-loadgen_args=(-c "$CONNECTIONS" -r "$REPEAT_RATIO" --attrs "$ATTRS"
-	--seed "$SEED" --json)
+loadgen_args=(-c "$CONNECTIONS" -r "$REPEAT_RATIO" --attrs "$ATTRS" --json)
+SERVERS=()
+declare -A SPID SPORT SDUR SAUX
 
-# measure NAME PID PORT DURATION: load, then hold; results in $TMP/NAME.*
-measure() {
-	local name=$1 pid=$2 port=$3 secs=$4 target="inet:127.0.0.1:$3"
-	local c0 c1 hz rss0 rss1 lg i
-
-	echo "== $name: ${WARMUP}s warm-up, ${secs}s measured, $CONNECTIONS connections" >&2
-	if [ "$WARMUP" != 0 ]; then
-		"$LOADGEN" "${loadgen_args[@]}" --seed 7 -d "$WARMUP" "$target" \
-			>"$TMP/$name.warmup.json"
-	fi
-	c0=$(cpu_ticks "$pid")
-	"$LOADGEN" "${loadgen_args[@]}" -d "$secs" "$target" >"$TMP/$name.json"
-	c1=$(cpu_ticks "$pid")
-	hz=$(getconf CLK_TCK)
-	if [ -n "$c0" ] && [ -n "$c1" ]; then
-		awk -v a="$c0" -v b="$c1" -v hz="$hz" -v s="$secs" \
-			'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' \
-			>"$TMP/$name.cpu"
-	fi
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "   $name died during the run" >&2
-		return 1
-	fi
-	[ "$HOLD" -gt 0 ] || return 0
-	echo "== $name: holding $HOLD idle connections" >&2
-	rss0=$(rss_kb "$pid")
-	"$LOADGEN" --hold-connections "$HOLD" -d "$HOLD_SECONDS" --json \
-		--seed 9 "$target" >"$TMP/$name.hold" &
-	lg=$!
-	PIDS+=("$lg")
-	for ((i = 0; i < HOLD_SECONDS * 10; i++)); do
-		grep -q '^ready:' "$TMP/$name.hold" 2>/dev/null && break
-		kill -0 "$lg" 2>/dev/null || break
-		sleep 0.1
-	done
-	if grep -q '^ready:' "$TMP/$name.hold"; then
-		sleep 1 # let the daemon finish whatever the burst started
-		rss1=$(rss_kb "$pid")
-		echo "$rss0 $rss1" >"$TMP/$name.rss"
-	else
-		echo "   $name: $HOLD connections not all established" >&2
-		echo "$rss0 -" >"$TMP/$name.rss"
-	fi
-	stop "$lg"
-}
-
-# ---- dunno ----
+# ---- start the servers (all stay up, idle, while the others are measured) ----
 if [[ " $ONLY " == *" dunno "* ]]; then
 	port=$(free_port)
-	"$DUNNO" --duration 600 "inet:127.0.0.1:$port" 2>"$TMP/dunno.log" &
+	"$DUNNO" --duration 3600 "inet:127.0.0.1:$port" 2>"$TMP/dunno.log" &
 	pid=$!
 	PIDS+=("$pid")
 	if wait_listen "$port" "$pid"; then
-		measure dunno "$pid" "$port" "$DURATION"
+		SERVERS+=(dunno)
+		SPID[dunno]=$pid SPORT[dunno]=$port SDUR[dunno]=$DURATION
 	else
 		echo "== dunno: did not start: $(tail -3 "$TMP/dunno.log")" >&2
 	fi
-	stop "$pid"
 fi
 
-# ---- postgrey ----
 if [[ " $ONLY " == *" postgrey "* ]]; then
 	if ! command -v postgrey >/dev/null; then
 		echo "== postgrey: not installed (apt-get install postgrey); skipped" >&2
@@ -240,15 +197,15 @@ if [[ " $ONLY " == *" postgrey "* ]]; then
 		pid=$!
 		PIDS+=("$pid")
 		if wait_listen "$port" "$pid"; then
-			measure postgrey "$pid" "$port" "$POSTGREY_DURATION"
+			SERVERS+=(postgrey)
+			SPID[postgrey]=$pid SPORT[postgrey]=$port
+			SDUR[postgrey]=$POSTGREY_DURATION
 		else
 			echo "== postgrey: did not start: $(tail -3 "$TMP/postgrey.log")" >&2
 		fi
-		stop "$pid"
 	fi
 fi
 
-# ---- greyspf ----
 if [[ " $ONLY " == *" greyspf "* ]]; then
 	redis_pid=
 	case $STORE in
@@ -300,16 +257,126 @@ EOF
 		pid=$!
 		PIDS+=("$pid")
 		if wait_listen "$port" "$pid"; then
-			measure greyspf "$pid" "$port" "$DURATION"
+			SERVERS+=(greyspf)
+			SPID[greyspf]=$pid SPORT[greyspf]=$port
+			SDUR[greyspf]=$DURATION SAUX[greyspf]=$redis_pid
 		else
 			echo "== greyspf: skipped: '$GREYSPF serve' does not listen" \
 				"(no serve command yet, or it failed). Its output:" >&2
 			tail -5 "$TMP/greyspf.log" | sed 's/^/   /' >&2
 		fi
-		stop "$pid"
 	fi
-	[ -z "$redis_pid" ] || stop "$redis_pid"
 fi
+
+# cpu_percent T0 T1 SECONDS: CPU ticks between two readings, as % of a CPU.
+cpu_percent() {
+	if [ -z "$1" ] || [ -z "$2" ]; then
+		echo -
+		return
+	fi
+	awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" -v s="$3" \
+		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}'
+}
+
+# load NAME ROUND: one warm-up and one measured run; $TMP/NAME.ROUND.*
+load() {
+	local name=$1 round=$2 pid=${SPID[$1]} secs=${SDUR[$1]}
+	local aux=${SAUX[$1]:-} target="inet:127.0.0.1:${SPORT[$1]}"
+	local c0 c1 a0= a1= seed=$((SEED + round))
+
+	kill -0 "$pid" 2>/dev/null || return 1
+	echo "== $name, round $round: ${WARMUP}s warm-up, ${secs}s measured" >&2
+	if [ "$WARMUP" != 0 ]; then
+		"$LOADGEN" "${loadgen_args[@]}" --seed $((seed + 1000)) \
+			-d "$WARMUP" "$target" >"$TMP/$name.$round.warmup.json"
+	fi
+	c0=$(cpu_ticks "$pid")
+	[ -z "$aux" ] || a0=$(cpu_ticks "$aux")
+	# Each round sends fresh triplets; within a round every server gets
+	# the same sequence.
+	"$LOADGEN" "${loadgen_args[@]}" --seed "$seed" -d "$secs" "$target" \
+		>"$TMP/$name.$round.json"
+	c1=$(cpu_ticks "$pid")
+	cpu_percent "$c0" "$c1" "$secs" >"$TMP/$name.$round.cpu"
+	if [ -n "$aux" ]; then
+		a1=$(cpu_ticks "$aux")
+		cpu_percent "$a0" "$a1" "$secs" >"$TMP/$name.$round.auxcpu"
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "   $name died during the run" >&2
+		return 1
+	fi
+}
+
+# hold NAME: VmRSS before and while $HOLD idle connections are open.
+hold() {
+	local name=$1 pid=${SPID[$1]} target="inet:127.0.0.1:${SPORT[$1]}"
+	local rss0 rss1 lg i
+
+	kill -0 "$pid" 2>/dev/null || return 1
+	echo "== $name: holding $HOLD idle connections" >&2
+	rss0=$(rss_kb "$pid")
+	"$LOADGEN" --hold-connections "$HOLD" -d "$HOLD_SECONDS" --json \
+		--seed 9 "$target" >"$TMP/$name.hold" &
+	lg=$!
+	PIDS+=("$lg")
+	for ((i = 0; i < HOLD_SECONDS * 10; i++)); do
+		grep -q '^ready:' "$TMP/$name.hold" 2>/dev/null && break
+		kill -0 "$lg" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q '^ready:' "$TMP/$name.hold"; then
+		sleep 1 # let the daemon finish whatever the burst started
+		rss1=$(rss_kb "$pid")
+		echo "$rss0 $rss1" >"$TMP/$name.rss"
+	else
+		echo "   $name: $HOLD connections not all established" >&2
+		echo "$rss0 -" >"$TMP/$name.rss"
+	fi
+	stop "$lg"
+}
+
+# Rounds interleave the servers, so a burst of other load on the machine
+# hits all of them rather than one.
+for ((round = 1; round <= ROUNDS; round++)); do
+	for name in "${SERVERS[@]}"; do
+		load "$name" "$round"
+	done
+done
+if [ "$HOLD" -gt 0 ]; then
+	for name in "${SERVERS[@]}"; do
+		hold "$name"
+	done
+fi
+for name in "${SERVERS[@]}"; do
+	stop "${SPID[$name]}"
+	[ -z "${SAUX[$name]:-}" ] || stop "${SAUX[$name]}"
+done
+
+# The round with the median rate stands for the server: $TMP/NAME.json.
+for name in "${SERVERS[@]}"; do
+	best=$($PY - "$TMP" "$name" "$ROUNDS" <<'PYEOF'
+import json, os, sys
+tmp, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = []
+for r in range(1, rounds + 1):
+    try:
+        with open(os.path.join(tmp, f"{name}.{r}.json")) as f:
+            runs.append((json.load(f)["requests_per_s"], r))
+    except (OSError, ValueError, KeyError):
+        pass
+if runs:
+    median = sorted(runs)[(len(runs) - 1) // 2][1]
+    print(median, " ".join(f"{v:.0f}" for v, _ in sorted(runs, key=lambda x: x[1])))
+PYEOF
+	)
+	[ -n "$best" ] || continue
+	read -r r all <<<"$best"
+	cp "$TMP/$name.$r.json" "$TMP/$name.json"
+	cp "$TMP/$name.$r.cpu" "$TMP/$name.cpu" 2>/dev/null
+	cp "$TMP/$name.$r.auxcpu" "$TMP/$name.auxcpu" 2>/dev/null
+	echo "$all" >"$TMP/$name.rounds"
+done
 
 # ---- report ----
 echo
@@ -336,12 +403,16 @@ for name in dunno postgrey greyspf; do
 done
 echo
 for name in dunno postgrey greyspf; do
-	[ -s "$TMP/$name.json" ] &&
-		echo "actions $name: $(jget "$TMP/$name.json" actions)"
+	[ -s "$TMP/$name.json" ] || continue
+	echo "actions $name: $(jget "$TMP/$name.json" actions)"
+	[ "$ROUNDS" -le 1 ] ||
+		echo "   requests/s per round: $(cat "$TMP/$name.rounds")"
 done
-echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO, seed $SEED;" \
-	"$(nproc) CPUs shared by loadgen and the server;" \
-	"load average at the end: $(cut -d' ' -f1-3 /proc/loadavg);" \
+[ -s "$TMP/greyspf.auxcpu" ] &&
+	echo "redis-server CPU during the greyspf run: $(cat "$TMP/greyspf.auxcpu")%"
+echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO," \
+	"seeds $((SEED + 1))..$((SEED + ROUNDS)); $(nproc) CPUs shared by loadgen" \
+	"and the server; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg);" \
 	"stores on $(stat -f -c %T "$TMP") ($WORKDIR_BASE), greyspf store $STORE"
 
 ratio() { # ratio A B: rate and p99 of A relative to B
@@ -357,29 +428,42 @@ ratio greyspf postgrey
 ratio greyspf dunno
 
 if [ -n "$JSON_OUT" ]; then
-	$PY - "$TMP" "$JSON_OUT" "$HOLD" <<'EOF'
+	$PY - "$TMP" "$JSON_OUT" "$HOLD" "$STORE" <<'PYEOF'
 import json, os, sys
-tmp, out, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
-res = {}
+tmp, out, hold, store = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+
+def read(name):
+    try:
+        with open(os.path.join(tmp, name)) as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+res = {"greyspf_store": store}
 for name in ("dunno", "postgrey", "greyspf"):
     p = os.path.join(tmp, name + ".json")
     if not os.path.exists(p) or os.path.getsize(p) == 0:
         continue
-    r = {"load": json.load(open(p))}
-    try:
-        r["cpu_percent"] = int(open(os.path.join(tmp, name + ".cpu")).read())
-    except (OSError, ValueError):
-        pass
-    try:
-        a, b = open(os.path.join(tmp, name + ".rss")).read().split()
-        r["vmrss_kb_idle"] = int(a)
-        if b != "-":
-            r["vmrss_kb_held"] = int(b)
+    with open(p) as f:
+        r = {"load": json.load(f)}
+    for key, fname in (("cpu_percent", ".cpu"), ("aux_cpu_percent", ".auxcpu")):
+        v = read(name + fname)
+        if v and v[0].isdigit():
+            r[key] = int(v[0])
+    v = read(name + ".rounds")
+    if v:
+        r["requests_per_s_by_round"] = [float(x) for x in v]
+    v = read(name + ".rss")
+    if v and v[0].isdigit():
+        r["vmrss_kb_idle"] = int(v[0])
+        if len(v) > 1 and v[1].isdigit():
+            r["vmrss_kb_held"] = int(v[1])
             r["held_connections"] = hold
-    except (OSError, ValueError):
-        pass
     res[name] = r
-json.dump(res, open(out, "w"), indent=1)
-EOF
+with open(out, "w") as f:
+    json.dump(res, f, indent=1)
+PYEOF
 	echo "results written to $JSON_OUT"
 fi
