@@ -30,6 +30,11 @@
 /* Connections accepted per listener event, so a flood of connects does
  * not starve established connections. */
 #define SERVER_ACCEPT_BURST 64
+/* Replies waiting for a peer that does not read, bytes: beyond this we stop
+ * reading its requests (backpressure), so a client that writes without
+ * reading cannot make us buffer without bound. 64 KiB is over a thousand
+ * replies; Postfix itself has at most one outstanding. */
+#define SERVER_OUT_MAX 65536
 
 struct conn {
 	struct server *srv;
@@ -40,7 +45,9 @@ struct conn {
 	size_t scanned;
 	bool busy;      /* the engine holds req and msg */
 	bool answered;  /* the deadline already answered the request */
-	bool closing;   /* free as soon as the engine lets go */
+	bool closing;   /* free once the engine lets go and replies are out */
+	bool eof;       /* the peer sent all it will send (half-close) */
+	bool paused;    /* reading stopped until replies drain */
 	bool in_process;
 	bool stream;    /* spawn mode: the loop ends with this connection */
 	struct policy_request req;
@@ -93,13 +100,26 @@ static void conn_free(struct conn *c)
 		event_base_loopbreak(s->base);
 }
 
-/* Closes now, or as soon as the engine has answered. */
+/* Frees a closing connection once the engine has let go and every reply
+ * is written (the write event or the idle timer come back here). */
+static void conn_try_free(struct conn *c)
+{
+	if (c->busy || c->in_process)
+		return;
+	if (evbuffer_get_length(c->out) > 0) {
+		event_add(c->wev, NULL);
+		return;
+	}
+	conn_free(c);
+}
+
+/* Stops reading; frees now, or once the engine has answered and the
+ * replies already due are written. */
 static void conn_close(struct conn *c)
 {
 	c->closing = true;
 	event_del(c->rev);
-	if (!c->busy && !c->in_process)
-		conn_free(c);
+	conn_try_free(c);
 }
 
 static void conn_arm_timer(struct conn *c)
@@ -119,7 +139,11 @@ static void conn_flush(struct conn *c)
 			    errno == EINTR)
 				break;
 			log_warn("%s: write: %s", c->peer, strerror(errno));
-			conn_close(c);
+			/* Nothing more can reach this peer. The caller frees
+			 * it (conn_try_free): c must stay valid here. */
+			evbuffer_drain(c->out, evbuffer_get_length(c->out));
+			c->closing = true;
+			event_del(c->rev);
 			return;
 		}
 	}
@@ -148,8 +172,7 @@ static void conn_done(void *arg, const char *action)
 	c->answered = false;
 	policy_request_free(&c->req);
 	if (c->closing) {
-		if (!c->in_process)
-			conn_free(c);
+		conn_try_free(c);
 		return;
 	}
 	conn_arm_timer(c);
@@ -170,6 +193,14 @@ static void conn_process(struct conn *c)
 
 	c->in_process = true;
 	while (!c->busy && !c->closing) {
+		if (evbuffer_get_length(c->out) >= SERVER_OUT_MAX) {
+			/* The peer is not reading: stop taking requests until
+			 * conn_on_write has drained the replies. */
+			if (!c->paused && !c->eof)
+				event_del(c->rev);
+			c->paused = true;
+			break;
+		}
 		size_t len = evbuffer_get_length(c->in);
 		if (len == 0)
 			break;
@@ -198,8 +229,14 @@ static void conn_process(struct conn *c)
 		engine_decide(c->srv->engine, &c->req, &c->msg, conn_done, c);
 	}
 	c->in_process = false;
-	if (c->closing && !c->busy)
-		conn_free(c);
+	if (c->closing) {
+		conn_try_free(c);
+		return;
+	}
+	/* The peer half-closed and no complete request is left (a partial
+	 * one can never complete): done once the replies are out. */
+	if (c->eof && !c->busy && !c->paused)
+		conn_close(c);
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
@@ -208,8 +245,11 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	int n = evbuffer_read(c->in, fd, SERVER_READ_CHUNK);
 	if (n == 0) {
-		/* The peer is done; a request in flight still completes. */
-		conn_close(c);
+		/* The peer is done sending (it may still read, like `nc` with
+		 * a file of requests): answer what is buffered, then close. */
+		c->eof = true;
+		event_del(c->rev);
+		conn_process(c);
 		return;
 	}
 	if (n < 0) {
@@ -226,9 +266,20 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
 	(void)fd;
 	(void)what;
-	conn_flush(arg);
+	conn_flush(c);
+	if (c->closing) {
+		conn_try_free(c);
+		return;
+	}
+	if (c->paused && evbuffer_get_length(c->out) < SERVER_OUT_MAX) {
+		c->paused = false;
+		if (!c->eof)
+			event_add(c->rev, NULL);
+		conn_process(c);
+	}
 }
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -248,6 +299,8 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (!c->busy) {
 		log_debug("%s: idle for %ds, closing", c->peer,
 			  SERVER_IDLE_TIMEOUT);
+		/* Replies it has not read in all that time are dropped. */
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
 		conn_close(c);
 	}
 }
