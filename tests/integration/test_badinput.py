@@ -2,6 +2,8 @@
 without a reply and a warning logged; every other connection, opened
 before or after, keeps being served and the daemon stays up."""
 
+import time
+
 import pytest
 
 from helpers import encode, req
@@ -154,3 +156,37 @@ def test_spawn_bad_request_exits(daemon, spawn):
     p.send_raw(b"junk without equals\n\n")
     p.expect_closed()
     assert p.proc.wait(5) == 0
+
+
+def test_pipelined_flood_then_half_close_gets_every_reply(daemon):
+    """A client that writes many requests without reading, then
+    half-closes (nc < file): every request is answered before the close,
+    even when the replies outgrow the socket buffers."""
+    import socket
+    import threading
+    d = daemon()
+    one = b"request=smtpd_access_policy\nclient_address=192.0.2.1\n\n"
+    n = 400000  # 5.6 MB of replies: more than any socket buffer here
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", d.port))
+    s.settimeout(30)
+
+    def writer():
+        s.sendall(one * n)
+        s.shutdown(socket.SHUT_WR)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.0)  # let the daemon's output stall on the full buffers
+    got = bytearray()
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    t.join(30)
+    s.close()
+    assert got.count(b"action=DUNNO\n\n") == n, len(got)
+    assert len(got) == n * len(b"action=DUNNO\n\n")
+    assert d.running()
