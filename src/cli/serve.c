@@ -123,14 +123,18 @@ static int drop_root(const struct conf *c, char *err, size_t errsize)
 	return privdrop_to(uid, gid, err, errsize);
 }
 
-static void block_stop_signals(void)
+/* SIGTERM, SIGINT and SIGHUP are fatal by default. They are held pending
+ * while the server's handlers are not installed: during start-up (once
+ * the listener is bound, Postfix or logrotate may signal us) and during
+ * teardown (a second SIGTERM), so that they never kill us halfway. */
+static void stop_signals(int how)
 {
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigprocmask(how, &set, NULL);
 }
 
 static int run(const char *cmd, int argc, char **argv, bool spawn)
@@ -141,6 +145,7 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 		return rc > 0 ? 0 : 2;
 
 	char err[1024];
+	stop_signals(SIG_BLOCK);
 	/* Spawn mode: stderr is the Postfix socket, so syslog from the start. */
 	log_open(spawn ? LOG_TO_SYSLOG : LOG_TO_STDERR, "greyspf");
 	struct conf *c = cli_load_conf(o.conf_file, err, sizeof(err));
@@ -211,6 +216,8 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 	for (size_t i = 0; i < ls.n; i++)
 		log_info("listening on %s", ls.v[i].name);
 	srv = server_new(base, spawn ? NULL : &ls, o.conf_file, c, eng);
+	/* The handlers are in place: what arrived meanwhile is handled now. */
+	stop_signals(SIG_UNBLOCK);
 	if (spawn) {
 		if (server_add_stream(srv, 0, 1) != 0) {
 			log_err("spawn mode: stdin/stdout unusable: %s",
@@ -224,11 +231,9 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 			 o.conf_file);
 	}
 	status = server_run(srv) == 0 ? 0 : 1;
-	/* The loop is over: from here server_free() gives SIGTERM, SIGINT and
-	 * SIGHUP back their default (fatal) action, so a second SIGTERM or a
-	 * log-rotation SIGHUP would kill us halfway through the store flush
-	 * with a failure status. Keep them pending until exit instead. */
-	block_stop_signals();
+	/* The loop is over and server_free() gives the signals back their
+	 * default action: a second SIGTERM must not cut the store flush. */
+	stop_signals(SIG_BLOCK);
 	if (!spawn)
 		log_info("stopped");
 out:
