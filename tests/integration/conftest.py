@@ -102,7 +102,10 @@ class Daemon:
                 raise AssertionError(
                     f"greyspf serve exited {self.proc.returncode} at "
                     f"start:\n{self.log()}")
-            if self._accepting():
+            # Bound listeners accept before the signal handlers are in
+            # place; "serving" is logged once they are.
+            if self._accepting() and (self.top.get("log") != "stderr" or
+                                      " serving (store " in self.log()):
                 return self
             if time.monotonic() > deadline:
                 raise AssertionError("greyspf serve never accepted:\n"

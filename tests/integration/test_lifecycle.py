@@ -323,3 +323,29 @@ def test_unix_socket_path_that_is_not_a_socket(workdir):
     assert r.returncode != 0
     assert f"unix:{path}: exists and is not a socket" in r.stderr
     assert path.read_text() == "precious\n"
+
+
+def test_sighup_during_startup_is_not_fatal(daemon):
+    # logrotate may send SIGHUP at any time, also while the daemon is
+    # still starting (listeners bound, handlers not yet installed).
+    for _ in range(5):
+        d = daemon(start=False)
+        logf = open(d.logpath, "ab")
+        proc = subprocess.Popen([BIN, "serve", "-c", str(d.conf)],
+                                stdout=logf, stderr=logf)
+        deadline = time.monotonic() + 5
+        # Once the listener is bound (before that the process may not
+        # even have reached main()), signal until it says it serves.
+        while not d._accepting() and proc.poll() is None and \
+                time.monotonic() < deadline:
+            pass
+        while "serving (store" not in d.log():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.0002)
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(10)
+        logf.close()
+        assert alive and rc == 0, (rc, d.log())
