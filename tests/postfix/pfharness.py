@@ -484,8 +484,9 @@ class Greyspf:
         return self.proc is not None and self.proc.poll() is None
 
 
-def make_root(prefix):
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+def make_root(prefix, base="/tmp"):
+    """A new folder for one instance, traversable by every user."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     os.chmod(root, 0o755)
     return root
 
