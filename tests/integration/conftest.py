@@ -92,6 +92,7 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------
     def start(self, timeout=10.0):
         self.finished = False
+        served = self.log().count(" serving (store ")
         self._logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen([BIN, "serve", "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL,
@@ -104,8 +105,9 @@ class Daemon:
                     f"start:\n{self.log()}")
             # Bound listeners accept before the signal handlers are in
             # place; "serving" is logged once they are.
-            if self._accepting() and (self.top.get("log") != "stderr" or
-                                      " serving (store " in self.log()):
+            if self._accepting() and (
+                    self.top.get("log") != "stderr" or
+                    self.log().count(" serving (store ") > served):
                 return self
             if time.monotonic() > deadline:
                 raise AssertionError("greyspf serve never accepted:\n"
