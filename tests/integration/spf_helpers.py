@@ -7,8 +7,8 @@ teardown. `spf_daemon(daemon, dns, ...)` starts greyspf with [dns] pointed
 at it. Tests import both names from here (the fixture must be imported
 into the test module for pytest to see it).
 
-Run as a program, `spf_helpers.py load PORT CONNS SECONDS` is the SPF load
-generator of test_spf_load.py (a separate process, so that its work does
+Run as a program, `spf_helpers.py load PORT CONNS SECONDS [TAG]` is the SPF
+load generator of test_spf_load.py (a separate process, so that its work does
 not delay the latency measurements of the test process).
 
 ZONE is the zone every SPF test shares (names under example.com,
@@ -204,7 +204,7 @@ LOAD_MAX_CONNS = 1000
 LOAD_MAX_SECONDS = 30
 
 
-async def _load_conn(i, port, deadline, stats, lat):
+async def _load_conn(i, port, deadline, stats, lat, tag):
     """One smtpd-like connection: request, wait for the reply, repeat.
     Every request has a sender domain never asked before, so each needs
     the (delayed) DNS fixture."""
@@ -219,7 +219,7 @@ async def _load_conn(i, port, deadline, stats, lat):
         while time.monotonic() < deadline:
             n += 1
             a = req(client=f"192.0.2.{i % 250 + 1}",
-                    sender=f"u{n}@c{i}-{n}.load.example.net",
+                    sender=f"u{n}@c{i}-{n}.{tag}.load.example.net",
                     helo=GOOD_HELO, queue_id=f"L{i}x{n}",
                     instance=f"l.{i}.{n}")
             t0 = time.monotonic()
@@ -239,11 +239,12 @@ async def _load_conn(i, port, deadline, stats, lat):
         w.close()
 
 
-async def _load(port, conns, seconds):
+async def _load(port, conns, seconds, tag):
     stats = {"connected": 0, "replies": 0, "errors": 0, "actions": {}}
     lat = []
     deadline = time.monotonic() + seconds
-    tasks = [asyncio.ensure_future(_load_conn(i, port, deadline, stats, lat))
+    tasks = [asyncio.ensure_future(_load_conn(i, port, deadline, stats, lat,
+                                             tag))
              for i in range(conns)]
     # "ready" once every connection is open (its first request sent).
     while stats["connected"] + stats["errors"] < conns:
@@ -259,15 +260,18 @@ async def _load(port, conns, seconds):
 
 
 def _main(argv):
-    if len(argv) != 4 or argv[0] != "load":
-        print("usage: spf_helpers.py load PORT CONNS SECONDS",
+    if len(argv) not in (4, 5) or argv[0] != "load":
+        print("usage: spf_helpers.py load PORT CONNS SECONDS [TAG]",
               file=sys.stderr)
         return 2
     port, conns, seconds = int(argv[1]), int(argv[2]), float(argv[3])
+    # A run's sender domains are new to the resolver's cache: the tag
+    # keeps a second run in one daemon from reusing the first one's.
+    tag = argv[4] if len(argv) == 5 else "t"
     if not (0 < conns <= LOAD_MAX_CONNS and 0 < seconds <= LOAD_MAX_SECONDS):
         print("spf_helpers.py: load out of bounds", file=sys.stderr)
         return 2
-    asyncio.run(_load(port, conns, seconds))
+    asyncio.run(_load(port, conns, seconds, tag))
     return 0
 
 
