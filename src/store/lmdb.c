@@ -709,6 +709,16 @@ static void group_finish(struct lmdb_store *s)
 	}
 }
 
+/* Commits until nothing is pending: a `done` may queue operations that
+ * open the next write transaction, and a synchronous caller about to begin
+ * its own would wait forever on the lock this thread holds. Engine chains
+ * are short (a few operations), so this ends. */
+static void group_drain(struct lmdb_store *s)
+{
+	while (s->nops > 0 || s->wtxn != NULL)
+		group_finish(s);
+}
+
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lmdb_store *s = arg;
@@ -812,7 +822,7 @@ static int sync_write(struct lmdb_store *s, enum lmdb_op_kind kind,
 	struct sync_result r = {.status = -1, .err = err, .errsize = errsize};
 	struct lmdb_op *op;
 
-	group_finish(s);
+	group_drain(s);
 	op = op_queue(s, kind, t, key, keylen);
 	if (rec != NULL)
 		op->rec = *rec;
@@ -820,7 +830,7 @@ static int sync_write(struct lmdb_store *s, enum lmdb_op_kind kind,
 	op->done = sync_done;
 	op->done_arg = &r;
 	batch_add(s);
-	group_finish(s);
+	group_drain(s);
 	return r.status;
 }
 
@@ -1191,7 +1201,7 @@ static int lmdb_expire(struct store *st, int64_t now, size_t max,
 	}
 	if (max == 0)
 		return 0;
-	group_finish(s);
+	group_drain(s);
 	run.scan = max > SIZE_MAX / LMDB_EXPIRE_SCAN_RATIO
 		       ? SIZE_MAX
 		       : max * LMDB_EXPIRE_SCAN_RATIO;
@@ -1223,7 +1233,7 @@ static int lmdb_flush(struct store *st, char *err, size_t errsize)
 	struct lmdb_store *s = (struct lmdb_store *)st;
 	int rc;
 
-	group_finish(s);
+	group_drain(s);
 	if (s->readonly)
 		return 0;
 	rc = mdb_env_sync(s->env, 1);
@@ -1240,7 +1250,7 @@ static void lmdb_close(struct store *st)
 {
 	struct lmdb_store *s = (struct lmdb_store *)st;
 
-	group_finish(s);
+	group_drain(s);
 	if (!s->readonly) {
 		if (s->dirty)
 			(void)mdb_env_sync(s->env, 1);
