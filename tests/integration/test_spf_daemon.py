@@ -721,3 +721,58 @@ def test_control_characters_in_explanation(daemon, dnsfix):
     assert all(0x20 <= ord(ch) < 0x7f for ch in r), r
     # The connection is still in step.
     assert c.request(spf_req("user@example.com")) == prepend(H_PASS)
+
+
+# ---- other protocol states, spawn mode, forced greylisting ------------------
+
+
+def test_mail_stage_request_carries_the_header(daemon, dnsfix):
+    """Policy consulted in smtpd_sender_restrictions (no recipient yet):
+    SPF runs and its header goes out there, once for the message."""
+    d = spf_daemon(daemon, dnsfix(), checks="spf, greylist")
+    c = d.client()
+    a = spf_req("user@example.com", recipient="", protocol_state="MAIL")
+    assert c.request(a) == prepend(H_PASS)
+    r = c.request(msg(a, "rcpt@example.org", protocol_state="RCPT"))
+    assert r == DEFER1
+
+
+def test_end_of_message_no_prepend_but_reject(daemon, dnsfix):
+    d = spf_daemon(daemon, dnsfix())
+    c = d.client()
+    a = spf_req("user@example.com", recipient="",
+                protocol_state="END-OF-MESSAGE")
+    assert c.request(a) == "DUNNO"
+    f = spf_req("user@example.com", client=FAIL_IP, recipient="",
+                protocol_state="END-OF-MESSAGE")
+    assert c.request(f) == "550 5.7.23 " + EXPLAINED
+
+
+def test_action_greylist_beats_whitelist_senders(daemon, dnsfix):
+    """README: `greylist` greylists even where whitelisted."""
+    d = spf_daemon(daemon, dnsfix(), checks="spf, greylist",
+                   spf={"whitelist_senders": "example.com",
+                        "mailfrom_pass": "greylist"})
+    assert d.client().request(spf_req("user@example.com")) == DEFER1
+
+
+def test_spawn_mode_checks_spf(daemon, dnsfix, spawn):
+    d = spf_daemon(daemon, dnsfix(), start=False)
+    p = spawn(d.conf)
+    assert p.request(spf_req("user@example.com")) == prepend(H_PASS)
+    assert p.request(spf_req("user@example.com", client=FAIL_IP)) == \
+        "550 5.7.23 " + EXPLAINED
+
+
+def test_key_by_domain_ignores_case(daemon, dnsfix):
+    """Domain names are case-insensitive (RFC 4343): a retry that spells
+    the sender's domain in other case, from another authorised address,
+    is the same greylisting key."""
+    d = spf_daemon(daemon, dnsfix(), checks="spf, greylist")
+    c = d.client()
+    a = spf_req("user@example.com", client=PASS_IP)
+    assert c.request(a) == DEFER1
+    time.sleep(1.1)
+    b = retry(a, sender="user@EXAMPLE.Com", client_address=PASS_IP2)
+    r = c.request(b)
+    assert r.startswith("PREPEND Received-SPF: pass "), r
