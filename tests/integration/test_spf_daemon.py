@@ -776,3 +776,16 @@ def test_key_by_domain_ignores_case(daemon, dnsfix):
     b = retry(a, sender="user@EXAMPLE.Com", client_address=PASS_IP2)
     r = c.request(b)
     assert r.startswith("PREPEND Received-SPF: pass "), r
+
+
+def test_ipv4_mapped_client(daemon, dnsfix):
+    """An IPv4-mapped IPv6 client is its IPv4 address: checked against
+    ip4 terms, and loopback in skip_clients."""
+    dns = dnsfix()
+    d = spf_daemon(daemon, dns)
+    c = d.client()
+    a = spf_req("user@example.com", client="::ffff:127.0.0.1")
+    assert c.request(a) == "DUNNO"
+    assert dns.queries() == []
+    b = spf_req("user@example.com", client="::ffff:192.0.2.10")
+    assert c.request(b) == prepend(H_PASS)
