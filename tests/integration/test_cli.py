@@ -282,3 +282,22 @@ def test_store_whitelist_applies_from_the_first_request(daemon, spawn):
     d.start()
     assert d.client().request(req(client="198.51.100.10")) == "DUNNO"
     assert d.client().request(req(client="192.0.2.10")) == DEFER1
+
+
+def test_command_line_basics(workdir):
+    def run(*a):
+        return subprocess.run([BIN, *a], capture_output=True, text=True,
+                              timeout=10)
+    r = run("version")
+    assert r.returncode == 0 and r.stdout.startswith("greyspf ")
+    for cmd in ("serve", "policy", "config", "db"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and r.stdout.startswith(
+            f"usage: greyspf {cmd}"), (cmd, r.stdout, r.stderr)
+    r = run("frobnicate")
+    assert r.returncode == 2 and 'unknown command "frobnicate"' in r.stderr
+    r = run("serve", "-c", str(workdir / "missing.conf"))
+    assert r.returncode == 1
+    assert f"{workdir}/missing.conf: No such file or directory" in r.stderr
+    r = run("serve", "extra")
+    assert r.returncode == 2 and 'unexpected argument "extra"' in r.stderr
