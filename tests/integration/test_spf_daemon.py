@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import DEFER_RE, logline, req, retry, unique
+from helpers import DEFER_RE, logline, retry
 from spf_helpers import (BAD_HELO, FAIL_IP, GOOD_HELO, HOST, PASS_IP,
                          PASS_IP2, PASS_IP6, PERMERROR_PROBLEM,
                          TIMEOUT_PROBLEM, dnsfix, ini, msg, spf_daemon,
