@@ -87,7 +87,8 @@ static const struct opt conf_options[] = {
 	 backend_names},
 	{"store", "path", OPT_STR, OPT_NONEMPTY, C(store_path),
 	 "/var/lib/greyspf", 0, 0, NULL},
-	{"store", "sync", OPT_BOOL, 0, C(store_sync), "yes", 0, 0, NULL},
+	/* no: sync once a second (see src/store/lmdb.c, DURABILITY). */
+	{"store", "sync", OPT_BOOL, 0, C(store_sync), "no", 0, 0, NULL},
 	{"store", "on_store_error", OPT_ENUM, 0, C(on_store_error), "dunno", 0,
 	 0, store_error_names},
 	{"store", "redis", OPT_STR, 0, C(redis_url), "redis://127.0.0.1:6379/0",

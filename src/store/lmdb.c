@@ -20,9 +20,13 @@
  *	alone. Either way a committed transaction is in the kernel's page cache
  *	before the commit returns, so a killed process (kill -9, crash) never
  *	loses one; a power loss or kernel crash may undo the transactions of
- *	the last second or so (sync=yes: at most the last commit). LMDB keeps
- *	the database consistent in all these cases on file systems that keep
- *	write order (ext4, xfs); nothing needs recovery at the next open.
+ *	the last second or so (sync=yes: at most the last commit). With
+ *	sync=yes LMDB keeps the database consistent across a power loss; with
+ *	sync=no (the default: greylist data is disposable, and the fsync per
+ *	commit caps a busy server at the disk's fsync rate) LMDB documents that
+ *	a system crash can also damage the file, so an administrator who
+ *	cannot accept re-greylisting after a power cut sets sync=yes. Writers
+ *	use MDB_WRITEMAP (see store_lmdb_open).
  *
  * GROUP COMMIT
  *	With an event_base, the first store_rmw() of a loop turn begins a write
@@ -1385,6 +1389,14 @@ struct store *store_lmdb_open(struct event_base *base,
 	if (cfg->readonly)
 		flags |= MDB_RDONLY;
 	flags |= cfg->sync ? MDB_NOMETASYNC : MDB_NOSYNC;
+	/* Writers update the map in place instead of pwrite()ing each dirty
+	 * page at commit: on the daemon's hot path this doubled throughput
+	 * (bench: 43k -> 83k -> 101k decisions/s with sync=no). Every writer
+	 * of an environment uses the same flags, as LMDB requires. No read
+	 * ahead: records are small and accessed at random. */
+	if (!cfg->readonly)
+		flags |= MDB_WRITEMAP;
+	flags |= MDB_NORDAHEAD;
 	rc = mdb_env_open(s->env, cfg->path, flags, LMDB_FILE_MODE);
 	if (rc != 0) {
 		set_err(err, errsize, cfg->path, rc);

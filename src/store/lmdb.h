@@ -30,9 +30,10 @@
 
 #include "store/store.h"
 
-/* Default map size: 1 GiB of address space; greylist records are ~100 bytes,
- * so this holds millions of triplets. Grown automatically when full. */
-#define LMDB_DEFAULT_MAPSIZE ((size_t)1 << 30)
+/* Default map size: 64 MiB holds several hundred thousand records and is
+ * doubled automatically when full. With MDB_WRITEMAP the data file is
+ * created at the map size (sparse), so keep it modest. */
+#define LMDB_DEFAULT_MAPSIZE ((size_t)64 << 20)
 
 struct lmdb_config {
 	const char *path;  /* directory; created if missing */
