@@ -115,3 +115,18 @@ def test_time_limit_must_be_below_reply_deadline(workdir):
     r = subprocess.run([BIN, "config", "-c", str(conf)],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode != 0, r.stdout
+
+
+def test_dns_server_down_is_temperror(daemon, dnsfix):
+    """Nothing listens on the DNS port: every lookup fails, the mail is
+    deferred with 4.7.24 (RFC 7208 section 4.4: temperror), and the
+    answer comes within the per-query timeout, not the overall limit."""
+    dns = dnsfix()
+    dns.stop()
+    d = spf_daemon(daemon, dns, dns_timeout="2s")
+    c = d.client()
+    t0 = time.monotonic()
+    r = c.request(spf_req("user@example.com"))
+    took = time.monotonic() - t0
+    assert r.startswith("451 4.7.24 SPF temporary error for example.com: "), r
+    assert took < 3, took
