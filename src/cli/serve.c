@@ -155,7 +155,6 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 			log_err("%s", err);
 		else
 			fprintf(stderr, "greyspf: %s\n", err);
-		sigprocmask(SIG_SETMASK, &old, NULL);
 		return 1;
 	}
 	if (!spawn && c->log == CONF_LOG_SYSLOG) {
@@ -232,7 +231,6 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 			 c->backend == CONF_BACKEND_LMDB ? "lmdb" : "redis",
 			 o.conf_file);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	status = server_run(srv) == 0 ? 0 : 1;
 	/* The loop is over and server_free() gives the signals back their
 	 * default action: a second SIGTERM must not cut the store flush. */
@@ -254,7 +252,6 @@ out:
 		event_base_free(base);
 	conf_unref(c);
 	log_close();
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	return status;
 }
 
