@@ -31,6 +31,9 @@
 #   GREYSPF_EXTRA=       extra lines for the generated greyspf config
 #   STORE=lmdb           greyspf's store: lmdb, or redis (a private
 #                        redis-server on a loopback port, no persistence)
+#   LMDB_SYNC=           yes/no: [store] sync for LMDB; empty keeps the
+#                        daemon's default. postgrey syncs every commit
+#                        (BerkeleyDB DB_AUTO_COMMIT without DB_TXN_NOSYNC)
 #   BUILD=build-bench    where loadgen and dunno_server are built
 #   ONLY="dunno postgrey greyspf"   which servers to run
 #   JSON_OUT=FILE        also write all results as one JSON object to FILE
@@ -53,6 +56,7 @@ HOLD=${HOLD:-1000}
 GREYSPF=${GREYSPF:-build/greyspf}
 GREYSPF_EXTRA=${GREYSPF_EXTRA:-}
 STORE=${STORE:-lmdb}
+LMDB_SYNC=${LMDB_SYNC:-}
 BUILD=${BUILD:-build-bench}
 ONLY=${ONLY:-dunno postgrey greyspf}
 JSON_OUT=${JSON_OUT:-}
@@ -212,6 +216,7 @@ if [[ " $ONLY " == *" greyspf "* ]]; then
 	lmdb)
 		store_conf="backend = lmdb
 path = $TMP/greyspf-db"
+		[ -z "$LMDB_SYNC" ] || store_conf+=$'\n'"sync = $LMDB_SYNC"
 		;;
 	redis)
 		command -v redis-server >/dev/null ||
@@ -268,14 +273,15 @@ EOF
 	fi
 fi
 
-# cpu_percent T0 T1 SECONDS: CPU ticks between two readings, as % of a CPU.
+# cpu_percent T0 T1 SECONDS: CPU ticks between two readings, as % of a CPU
+# over SECONDS, then as CPU seconds.
 cpu_percent() {
 	if [ -z "$1" ] || [ -z "$2" ]; then
-		echo -
+		echo "- -"
 		return
 	fi
 	awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" -v s="$3" \
-		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}'
+		'BEGIN {printf "%.0f %.2f\n", (b - a) / hz / s * 100, (b - a) / hz}'
 }
 
 # load NAME ROUND: one warm-up and one measured run; $TMP/NAME.ROUND.*
@@ -380,13 +386,18 @@ done
 
 # ---- report ----
 echo
-printf "%-9s %5s %11s %8s %8s %8s %6s %7s %6s %8s %9s %8s\n" server secs \
-	requests/s p50_ms p99_ms max_ms errors srv_cpu lg_cpu rss_kB \
+printf "%-9s %5s %11s %8s %8s %8s %6s %7s %7s %6s %8s %9s %8s\n" server secs \
+	requests/s p50_ms p99_ms max_ms errors srv_cpu us/req lg_cpu rss_kB \
 	"rss+${HOLD}c" kB/conn
 for name in dunno postgrey greyspf; do
 	f=$TMP/$name.json
 	[ -s "$f" ] || continue
-	cpu=$(cat "$TMP/$name.cpu" 2>/dev/null || echo -)
+	cpu=- cpusec=- usreq=-
+	[ -s "$TMP/$name.cpu" ] && read -r cpu cpusec <"$TMP/$name.cpu"
+	if [[ $cpusec =~ ^[0-9.]+$ ]]; then
+		usreq=$(awk -v c="$cpusec" -v n="$(jget "$f" requests)" \
+			'BEGIN {if (n > 0) printf "%.1f", c / n * 1e6; else print "-"}')
+	fi
 	rss0=- rss1=-
 	[ -s "$TMP/$name.rss" ] && read -r rss0 rss1 <"$TMP/$name.rss"
 	per=-
@@ -394,10 +405,10 @@ for name in dunno postgrey greyspf; do
 		per=$(awk -v a="$rss0" -v b="$rss1" -v n="$HOLD" \
 			'BEGIN {printf "%.1f", (b - a) / n}')
 	fi
-	printf "%-9s %5.1f %11.0f %8.3f %8.3f %8.3f %6s %6s%% %5.0f%% %8s %9s %8s\n" \
+	printf "%-9s %5.1f %11.0f %8.3f %8.3f %8.3f %6s %6s%% %7s %5.0f%% %8s %9s %8s\n" \
 		"$name" "$(jget "$f" seconds)" "$(jget "$f" requests_per_s)" \
 		"$(jget "$f" latency_ms.p50)" "$(jget "$f" latency_ms.p99)" \
-		"$(jget "$f" latency_ms.max)" "$(jget "$f" errors)" "$cpu" \
+		"$(jget "$f" latency_ms.max)" "$(jget "$f" errors)" "$cpu" "$usreq" \
 		"$(jget "$f" loadgen_cpu_percent)" \
 		"${rss0:--}" "${rss1:--}" "$per"
 done
@@ -408,12 +419,16 @@ for name in dunno postgrey greyspf; do
 	[ "$ROUNDS" -le 1 ] ||
 		echo "   requests/s per round: $(cat "$TMP/$name.rounds")"
 done
-[ -s "$TMP/greyspf.auxcpu" ] &&
-	echo "redis-server CPU during the greyspf run: $(cat "$TMP/greyspf.auxcpu")%"
+if [ -s "$TMP/greyspf.auxcpu" ]; then
+	read -r apct asec <"$TMP/greyspf.auxcpu"
+	echo "redis-server CPU during the greyspf run: $apct% ($(awk -v c="$asec" \
+		-v n="$(jget "$TMP/greyspf.json" requests)" \
+		'BEGIN {if (n > 0) printf "%.1f", c / n * 1e6}') us/req)"
+fi
 echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO," \
 	"seeds $((SEED + 1))..$((SEED + ROUNDS)); $(nproc) CPUs shared by loadgen" \
 	"and the server; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg);" \
-	"stores on $(stat -f -c %T "$TMP") ($WORKDIR_BASE), greyspf store $STORE"
+	"stores on $(stat -f -c %T "$TMP") ($WORKDIR_BASE), greyspf store $STORE${LMDB_SYNC:+ (sync = $LMDB_SYNC)}"
 
 ratio() { # ratio A B: rate and p99 of A relative to B
 	local a=$TMP/$1.json b=$TMP/$2.json
@@ -448,10 +463,11 @@ for name in ("dunno", "postgrey", "greyspf"):
         continue
     with open(p) as f:
         r = {"load": json.load(f)}
-    for key, fname in (("cpu_percent", ".cpu"), ("aux_cpu_percent", ".auxcpu")):
+    for key, fname in (("cpu", ".cpu"), ("aux_cpu", ".auxcpu")):
         v = read(name + fname)
         if v and v[0].isdigit():
-            r[key] = int(v[0])
+            r[key + "_percent"] = int(v[0])
+            r[key + "_seconds"] = float(v[1])
     v = read(name + ".rounds")
     if v:
         r["requests_per_s_by_round"] = [float(x) for x in v]
