@@ -789,3 +789,35 @@ def test_ipv4_mapped_client(daemon, dnsfix):
     assert dns.queries() == []
     b = spf_req("user@example.com", client="::ffff:192.0.2.10")
     assert c.request(b) == prepend(H_PASS)
+
+
+# ---- the daemon's resolver --------------------------------------------------
+
+
+def test_resolver_cache_shared_by_messages(daemon, dnsfix):
+    dns = dnsfix()
+    d = spf_daemon(daemon, dns)
+    c = d.client()
+    for ip in (PASS_IP, FAIL_IP, PASS_IP2, PASS_IP):
+        c.request(spf_req("user@example.com", client=ip))
+    assert len([q for q in dns.asked("example.com") if q.endswith(" TXT")]) \
+        == 1
+    assert len([q for q in dns.asked("explain.example.com")
+                if q.endswith(" TXT")]) == 1
+
+
+def test_large_record_over_tcp_in_the_daemon(daemon, dnsfix):
+    """A ~1400-byte record (several strings of one TXT RR): truncated over
+    UDP (above libunbound's EDNS size), fetched again over TCP."""
+    text = ("v=spf1 " + " ".join(f"ip4:198.51.100.{i}" for i in range(1, 80))
+            + " ip4:192.0.2.10 -all")
+    zone = {"big.example.net": [{"TXT": [text[i:i + 200] for i in
+                                         range(0, len(text), 200)]}]}
+    dns = dnsfix(zone)
+    d = spf_daemon(daemon, dns, spf={"helo_check": "no"})
+    a = spf_req("user@big.example.net")
+    r = d.client().request(a)
+    assert r.startswith("PREPEND Received-SPF: pass "), r
+    assert 'mechanism="ip4:192.0.2.10"' in r
+    assert [q.split()[0] for q in dns.asked("big.example.net")] == \
+        ["udp", "tcp"]
