@@ -35,6 +35,11 @@
  * reading cannot make us buffer without bound. 64 KiB is over a thousand
  * replies; Postfix itself has at most one outstanding. */
 #define SERVER_OUT_MAX 65536
+/* Request bytes read ahead of the one being decided: beyond this we stop
+ * reading. With an asynchronous store (Redis) a client that pipelines
+ * would otherwise have its whole stream buffered here while each request
+ * waits for its round trips. Two of the largest requests. */
+#define SERVER_IN_MAX (2 * POLICY_REQUEST_MAX)
 
 struct conn {
 	struct server *srv;
@@ -47,7 +52,7 @@ struct conn {
 	bool answered;  /* the deadline already answered the request */
 	bool closing;   /* free once the engine lets go and replies are out */
 	bool eof;       /* the peer sent all it will send (half-close) */
-	bool paused;    /* reading stopped until replies drain */
+	bool reading;   /* rev is added (see conn_update_reading) */
 	bool in_process;
 	bool stream;    /* spawn mode: the loop ends with this connection */
 	struct policy_request req;
@@ -113,12 +118,30 @@ static void conn_try_free(struct conn *c)
 	conn_free(c);
 }
 
+/* Reads only while there is room on both sides: replies the peer has not
+ * read, requests we have not decided yet. Once stopped, it resumes only
+ * when half the room is free, not after every request. */
+static void conn_update_reading(struct conn *c)
+{
+	size_t in_max = c->reading ? SERVER_IN_MAX : SERVER_IN_MAX / 2;
+	bool want = !c->closing && !c->eof &&
+		    evbuffer_get_length(c->out) < SERVER_OUT_MAX &&
+		    evbuffer_get_length(c->in) < in_max;
+	if (want == c->reading)
+		return;
+	if (want)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+	c->reading = want;
+}
+
 /* Stops reading; frees now, or once the engine has answered and the
  * replies already due are written. */
 static void conn_close(struct conn *c)
 {
 	c->closing = true;
-	event_del(c->rev);
+	conn_update_reading(c);
 	conn_try_free(c);
 }
 
@@ -143,7 +166,7 @@ static void conn_flush(struct conn *c)
 			 * it (conn_try_free): c must stay valid here. */
 			evbuffer_drain(c->out, evbuffer_get_length(c->out));
 			c->closing = true;
-			event_del(c->rev);
+			conn_update_reading(c);
 			return;
 		}
 	}
@@ -191,14 +214,14 @@ static void conn_process(struct conn *c)
 {
 	char err[256];
 
+	bool held = false; /* stopped for the peer to read its replies */
+
 	c->in_process = true;
 	while (!c->busy && !c->closing) {
 		if (evbuffer_get_length(c->out) >= SERVER_OUT_MAX) {
-			/* The peer is not reading: stop taking requests until
+			/* The peer is not reading: take no more requests until
 			 * conn_on_write has drained the replies. */
-			if (!c->paused && !c->eof)
-				event_del(c->rev);
-			c->paused = true;
+			held = true;
 			break;
 		}
 		size_t len = evbuffer_get_length(c->in);
@@ -233,9 +256,10 @@ static void conn_process(struct conn *c)
 		conn_try_free(c);
 		return;
 	}
+	conn_update_reading(c);
 	/* The peer half-closed and no complete request is left (a partial
 	 * one can never complete): done once the replies are out. */
-	if (c->eof && !c->busy && !c->paused)
+	if (c->eof && !c->busy && !held)
 		conn_close(c);
 }
 
@@ -248,7 +272,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		/* The peer is done sending (it may still read, like `nc` with
 		 * a file of requests): answer what is buffered, then close. */
 		c->eof = true;
-		event_del(c->rev);
+		conn_update_reading(c);
 		conn_process(c);
 		return;
 	}
@@ -274,12 +298,9 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 		conn_try_free(c);
 		return;
 	}
-	if (c->paused && evbuffer_get_length(c->out) < SERVER_OUT_MAX) {
-		c->paused = false;
-		if (!c->eof)
-			event_add(c->rev, NULL);
+	/* Room again for replies: take the requests held back. */
+	if (!c->busy && evbuffer_get_length(c->out) < SERVER_OUT_MAX)
 		conn_process(c);
-	}
 }
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -328,7 +349,7 @@ static struct conn *conn_new(struct server *s, int rfd, int wfd,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
-	event_add(c->rev, NULL);
+	conn_update_reading(c);
 	conn_arm_timer(c);
 	return c;
 }
