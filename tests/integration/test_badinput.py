@@ -190,3 +190,79 @@ def test_pipelined_flood_then_half_close_gets_every_reply(daemon):
     assert got.count(b"action=DUNNO\n\n") == n, len(got)
     assert len(got) == n * len(b"action=DUNNO\n\n")
     assert d.running()
+
+
+def _redis_server(workdir):
+    import shutil
+    import socket
+    import subprocess
+    from helpers import free_port
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.02)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/redis-server"),
+                    reason="redis-server not installed")
+def test_pipelining_client_cannot_make_the_daemon_buffer_its_stream(
+        daemon, workdir):
+    """With an asynchronous store every request waits for round trips; a
+    client that pipelines (and reads its replies) must be held back by
+    TCP, not have its whole stream buffered in the daemon."""
+    import socket
+    import threading
+    from helpers import encode
+    rproc, rport = _redis_server(workdir)
+    try:
+        d = daemon(user=None, store={"backend": "redis",
+                                     "redis": f"redis://127.0.0.1:{rport}/0"})
+        n = 60000
+        reqs = [encode(req(client="192.0.2.2", sender="a@example.net",
+                           recipient=f"r{i}@example.org", queue_id="Q",
+                           instance="i")) for i in range(n)]
+        size = len(reqs[0])
+        assert all(len(r) == size for r in reqs[:10])
+        data = b"".join(reqs)
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.settimeout(60)
+        state = {"sent": 0, "replies": 0, "ahead": 0}
+
+        def reader():
+            buf = b""
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                state["replies"] += chunk.count(b"\n\n")
+                ahead = state["sent"] - state["replies"] * size
+                state["ahead"] = max(state["ahead"], ahead)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for off in range(0, len(data), 1 << 16):
+            s.sendall(data[off:off + (1 << 16)])
+            state["sent"] = off + len(data[off:off + (1 << 16)])
+        s.shutdown(socket.SHUT_WR)
+        t.join(60)
+        s.close()
+        assert state["replies"] == n
+        # Kernel socket buffers hold a few MB at most; the rest of the
+        # stream (here 30 MB) must still have been with the client.
+        assert state["ahead"] < len(data) // 3, (state, len(data))
+    finally:
+        rproc.kill()
+        rproc.wait()
