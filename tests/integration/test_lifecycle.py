@@ -349,3 +349,18 @@ def test_sighup_during_startup_is_not_fatal(daemon):
         rc = proc.wait(10)
         logf.close()
         assert alive and rc == 0, (rc, d.log())
+
+
+def test_group_and_socket_group(daemon):
+    import grp
+    gid = grp.getgrnam("daemon").gr_gid
+    d = daemon(listen=("unix",), top={"group": "daemon",
+                                      "socket_group": "daemon",
+                                      "socket_mode": "0660"})
+    with open(f"/proc/{d.proc.pid}/status") as f:
+        st = {l.split(":")[0]: l.split()[1:] for l in f}
+    assert st["Gid"] == [str(gid)] * 4
+    assert st["Groups"] == [str(gid)]
+    assert os.stat(d.sock).st_gid == gid
+    assert d.client("unix").request(req()) == DEFER1
+    assert os.stat(d.store_path).st_gid == gid
