@@ -143,6 +143,12 @@ rss_kb() {
 	awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
 }
 
+# Anonymous part of the RSS: VmRSS also counts mapped file pages, such as
+# LMDB's map of its database file.
+rss_anon_kb() {
+	awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
 # CPU time (user + system) of a process, in clock ticks.
 cpu_ticks() {
 	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null
@@ -317,11 +323,12 @@ load() {
 # hold NAME: VmRSS before and while $HOLD idle connections are open.
 hold() {
 	local name=$1 pid=${SPID[$1]} target="inet:127.0.0.1:${SPORT[$1]}"
-	local rss0 rss1 lg i
+	local rss0 rss1 anon0 lg i
 
 	kill -0 "$pid" 2>/dev/null || return 1
 	echo "== $name: holding $HOLD idle connections" >&2
 	rss0=$(rss_kb "$pid")
+	anon0=$(rss_anon_kb "$pid")
 	"$LOADGEN" --hold-connections "$HOLD" -d "$HOLD_SECONDS" --json \
 		--seed 9 "$target" >"$TMP/$name.hold" &
 	lg=$!
@@ -335,6 +342,7 @@ hold() {
 		sleep 1 # let the daemon finish whatever the burst started
 		rss1=$(rss_kb "$pid")
 		echo "$rss0 $rss1" >"$TMP/$name.rss"
+		echo "$anon0 $(rss_anon_kb "$pid")" >"$TMP/$name.anon"
 	else
 		echo "   $name: $HOLD connections not all established" >&2
 		echo "$rss0 -" >"$TMP/$name.rss"
@@ -419,6 +427,12 @@ for name in dunno postgrey greyspf; do
 	[ "$ROUNDS" -le 1 ] ||
 		echo "   requests/s per round: $(cat "$TMP/$name.rounds")"
 done
+for name in dunno postgrey greyspf; do
+	[ -s "$TMP/$name.anon" ] || continue
+	read -r a0 a1 <"$TMP/$name.anon"
+	echo "RssAnon $name: $a0 kB idle, $a1 kB with $HOLD connections" \
+		"(VmRSS minus mapped files such as the LMDB map)"
+done
 if [ -s "$TMP/greyspf.auxcpu" ]; then
 	read -r apct asec <"$TMP/greyspf.auxcpu"
 	echo "redis-server CPU during the greyspf run: $apct% ($(awk -v c="$asec" \
@@ -471,6 +485,9 @@ for name in ("dunno", "postgrey", "greyspf"):
     v = read(name + ".rounds")
     if v:
         r["requests_per_s_by_round"] = [float(x) for x in v]
+    v = read(name + ".anon")
+    if v and len(v) == 2 and v[0].isdigit() and v[1].isdigit():
+        r["rssanon_kb_idle"], r["rssanon_kb_held"] = int(v[0]), int(v[1])
     v = read(name + ".rss")
     if v and v[0].isdigit():
         r["vmrss_kb_idle"] = int(v[0])
