@@ -177,11 +177,23 @@ struct redis_target {
 
 struct redis_op;
 
-/* The operations of this process on one key, run one at a time. */
+/*
+ * This process's operations on one key. Normally they are pipelined: each
+ * new one runs fn on `guess` (the value Redis will hold once our earlier
+ * operations on the key have applied) and is sent at once, so a hot key
+ * costs one round trip per operation. After a mismatch (another daemon
+ * wrote) the key is `serialized`: operations run one at a time from a
+ * queue until it drains, so two daemons cannot starve each other.
+ */
 struct redis_slot {
-	struct redis_slot *next; /* hash chain */
-	struct redis_op *head;	 /* running */
-	struct redis_op *tail;	 /* last waiting (head if none) */
+	struct redis_slot *next;	/* hash chain */
+	struct redis_op *running;	/* serialized: the one in progress */
+	struct redis_op *qhead, *qtail; /* serialized: waiting */
+	unsigned chain; /* pipelined operations awaiting replies */
+	bool serialized;
+	unsigned version; /* bumped when guess changes by a reply */
+	unsigned char guess[REDIS_VALUE_MAX];
+	size_t guesslen; /* 0: absent */
 	size_t keylen;
 	char key[];
 };
@@ -222,8 +234,8 @@ struct redis_op {
 	struct redis_store *s;
 	struct redis_op *prev, *next;	/* s->ops */
 	struct redis_op *qprev, *qnext; /* s->queue */
-	struct redis_slot *slot;
-	struct redis_op *wnext; /* next operation on the same key */
+	struct redis_slot *slot;	/* once begun */
+	struct redis_op *wnext;		/* slot->qhead list */
 	struct event *timer;
 	store_rmw_fn fn;
 	void *fn_arg;
@@ -231,12 +243,16 @@ struct redis_op {
 	void *done_arg;
 	int64_t now;
 	unsigned attempts;
-	bool queued;   /* on s->queue */
-	bool inflight; /* a hiredis callback with this op is pending */
-	bool finished; /* done has been called */
-	bool failing;  /* the timer delivers a failure in err */
-	bool use_eval; /* NOSCRIPT seen: send the script itself */
-	bool starting; /* the timer starts op (its turn on the key came) */
+	unsigned version; /* slot->version when expect was read */
+	bool queued;	  /* on s->queue (handshake) */
+	bool inq;	  /* on slot->qhead */
+	bool chained;	  /* sent pipelined; counted in slot->chain */
+	bool confirmed;	  /* expect was read from Redis by this op */
+	bool inflight;	  /* a hiredis callback with this op is pending */
+	bool finished;	  /* done has been called */
+	bool failing;	  /* the timer delivers a failure in err */
+	bool use_eval;	  /* NOSCRIPT seen: send the script itself */
+	bool starting;	  /* the timer starts op (its turn on the key) */
 	struct timeval deadline; /* when the timer gives up */
 	char mode[2];
 	unsigned char expect[REDIS_VALUE_MAX];
@@ -604,101 +620,136 @@ static size_t slot_bucket(const char *key, size_t len)
 	return (size_t)(h & (REDIS_SLOT_BUCKETS - 1));
 }
 
-/* Joins op to the slot of its key; true when op is first and runs now. */
-static bool slot_join(struct redis_store *s, struct redis_op *op)
+/* The slot of a key, created (pipelined, guessing "absent") if none. */
+static struct redis_slot *slot_get(struct redis_store *s, const char *key,
+				   size_t keylen)
 {
-	size_t b = slot_bucket(op->key, op->keylen);
+	size_t b = slot_bucket(key, keylen);
 	struct redis_slot *sl;
 
 	for (sl = s->slots[b]; sl != NULL; sl = sl->next)
-		if (sl->keylen == op->keylen &&
-		    memcmp(sl->key, op->key, op->keylen) == 0)
-			break;
-	op->slot = sl;
-	if (sl != NULL) {
-		sl->tail->wnext = op;
-		sl->tail = op;
-		return false;
-	}
-	sl = xmalloc(sizeof(*sl) + op->keylen);
-	sl->keylen = op->keylen;
-	memcpy(sl->key, op->key, op->keylen);
-	sl->head = sl->tail = op;
+		if (sl->keylen == keylen && memcmp(sl->key, key, keylen) == 0)
+			return sl;
+	sl = xcalloc(1, sizeof(*sl) + keylen);
+	sl->keylen = keylen;
+	memcpy(sl->key, key, keylen);
 	sl->next = s->slots[b];
 	s->slots[b] = sl;
-	op->slot = sl;
-	return true;
+	return sl;
 }
 
-/* Takes op out of its slot; returns the operation that runs next when op
- * was the running one. */
-static struct redis_op *slot_leave(struct redis_store *s, struct redis_op *op)
+static void slot_free(struct redis_store *s, struct redis_slot *sl)
 {
-	struct redis_slot *sl = op->slot;
-	struct redis_op *next = NULL;
+	struct redis_slot **pp = &s->slots[slot_bucket(sl->key, sl->keylen)];
 
-	if (sl == NULL)
-		return NULL;
-	op->slot = NULL;
-	if (sl->head == op) {
-		next = op->wnext;
-		sl->head = next;
-	} else {
-		struct redis_op *p = sl->head;
-		while (p != NULL && p->wnext != op)
-			p = p->wnext;
-		if (p != NULL) {
-			p->wnext = op->wnext;
-			if (sl->tail == op)
-				sl->tail = p;
-		}
-	}
+	while (*pp != sl)
+		pp = &(*pp)->next;
+	*pp = sl->next;
+	free(sl);
+}
+
+static void slot_enqueue(struct redis_slot *sl, struct redis_op *op)
+{
 	op->wnext = NULL;
-	if (sl->head == NULL) {
-		struct redis_slot **pp =
-		    &s->slots[slot_bucket(sl->key, sl->keylen)];
-		while (*pp != sl)
-			pp = &(*pp)->next;
-		*pp = sl->next;
-		free(sl);
-	}
-	return next;
+	if (sl->qtail)
+		sl->qtail->wnext = op;
+	else
+		sl->qhead = op;
+	sl->qtail = op;
+	op->inq = true;
 }
 
-static bool op_waiting(const struct redis_op *op)
+static void slot_dequeue(struct redis_slot *sl, struct redis_op *op)
 {
-	return op->slot != NULL && op->slot->head != op;
+	struct redis_op *p = NULL, *c = sl->qhead;
+
+	while (c != NULL && c != op) {
+		p = c;
+		c = c->wnext;
+	}
+	if (c == NULL)
+		return;
+	if (p)
+		p->wnext = op->wnext;
+	else
+		sl->qhead = op->wnext;
+	if (sl->qtail == op)
+		sl->qtail = p;
+	op->wnext = NULL;
+	op->inq = false;
 }
 
-static void op_start(struct redis_op *op);
+/*
+ * After a change in the slot: start the next queued operation (on the next
+ * loop turn: a daemon whose compare-and-set on this key just failed gets
+ * its retry to Redis before our next write, so a busy key cannot starve
+ * it), or go back to pipelining, or free the slot when nothing uses it.
+ */
+static void slot_settle(struct redis_store *s, struct redis_slot *sl)
+{
+	if (sl->running != NULL)
+		return;
+	if (sl->qhead != NULL) {
+		struct redis_op *op = sl->qhead;
+		slot_dequeue(sl, op);
+		sl->running = op;
+		op->starting = true;
+		event_active(op->timer, EV_TIMEOUT, 1);
+		return;
+	}
+	sl->serialized = false;
+	if (sl->chain == 0)
+		slot_free(s, sl);
+}
+
+/* The value Redis holds once op's compare-and-set has applied. */
+static void op_result(const struct redis_op *op, unsigned char *out,
+		      size_t *outlen)
+{
+	switch (op->mode[0]) {
+	case 'S':
+		memcpy(out, op->value, STORE_REC_SIZE);
+		*outlen = STORE_REC_SIZE;
+		break;
+	case 'D':
+		*outlen = 0;
+		break;
+	default:
+		memcpy(out, op->expect, op->expectlen);
+		*outlen = op->expectlen;
+		break;
+	}
+}
 
 /* Completes op once; it is freed now, or by its pending hiredis callback.
- * The next operation on the key starts first, guessing that the key
- * holds what op left there (one round trip when nobody else wrote). */
+ * It leaves its slot first, so that the key's next operation is under
+ * way before `done` runs. */
 static void op_finish(struct redis_op *op, int status, const char *err)
 {
-	struct redis_op *next;
+	struct redis_slot *sl = op->slot;
 
 	if (op->finished)
 		return;
 	op->finished = true;
 	queue_remove(op);
 	event_del(op->timer);
-	next = slot_leave(op->s, op);
-	if (next != NULL) {
-		next->expectlen = 0;
-		if (status == 0 && op->mode[0] == 'S') {
-			memcpy(next->expect, op->value, STORE_REC_SIZE);
-			next->expectlen = STORE_REC_SIZE;
-		} else if (status == 0 && op->mode[0] == 'K') {
-			memcpy(next->expect, op->expect, op->expectlen);
-			next->expectlen = op->expectlen;
+	if (sl != NULL) {
+		if (op->chained) {
+			op->chained = false;
+			sl->chain--;
+			/* Whether a failed one applied is unknown. */
+			if (status != 0)
+				sl->serialized = true;
+		} else if (sl->running == op) {
+			sl->running = NULL;
+			if (status == 0)
+				op_result(op, sl->guess, &sl->guesslen);
+			sl->version++;
+		} else if (op->inq) {
+			slot_dequeue(sl, op);
 		}
-		/* Next loop turn: a daemon whose compare-and-set on this key
-		 * just failed gets its retry to Redis before our next write,
-		 * so a busy key cannot starve it. */
-		next->starting = true;
-		event_active(next->timer, EV_TIMEOUT, 1);
+		op->slot = NULL;
+		slot_settle(op->s, sl);
 	}
 	if (status != 0)
 		op->s->errors++;
@@ -760,16 +811,22 @@ static void op_send(struct redis_op *op)
 	op->inflight = true;
 }
 
-/* One step on op->expect; confirmed: it was read from Redis (not the
- * first guess), so a KEEP needs no round trip. */
-static void op_run(struct redis_op *op, bool confirmed)
+/* Runs fn on op->expect; returns true if that settles op: the value was
+ * read from Redis (confirmed) and fn leaves it as it is. */
+static bool op_compute(struct redis_op *op, bool confirmed)
 {
 	enum store_verdict v =
 	    run_fn(op->s, op->fn, op->fn_arg, op->now, op->expect,
 		   op->expectlen, op->mode, op->value, op->pexpire);
 
-	if (confirmed &&
-	    (v == STORE_KEEP || (v == STORE_DELETE && op->expectlen == 0))) {
+	return confirmed &&
+	       (v == STORE_KEEP || (v == STORE_DELETE && op->expectlen == 0));
+}
+
+/* One step of a serialized (running) operation on op->expect. */
+static void op_run(struct redis_op *op, bool confirmed)
+{
+	if (op_compute(op, confirmed)) {
 		op_finish(op, 0, NULL);
 		return;
 	}
@@ -784,12 +841,36 @@ static void op_run(struct redis_op *op, bool confirmed)
 	op_send(op);
 }
 
+/* A new operation, connection ready: pipelined on the key's guess, or
+ * queued behind the key's serialized operations. */
+static void op_begin(struct redis_op *op)
+{
+	struct redis_store *s = op->s;
+	struct redis_slot *sl = slot_get(s, op->key, op->keylen);
+
+	op->slot = sl;
+	if (sl->serialized) {
+		op->version = sl->version - 1; /* take the guess at start */
+		slot_enqueue(sl, op);
+		slot_settle(s, sl);
+		return;
+	}
+	memcpy(op->expect, sl->guess, sl->guesslen);
+	op->expectlen = sl->guesslen;
+	op->chained = true;
+	sl->chain++;
+	op_compute(op, false);
+	op->attempts = 1;
+	op_result(op, sl->guess, &sl->guesslen);
+	op_send(op);
+}
+
 /* Runs op now, or queues it for the handshake, or fails it (down). */
 static void op_start(struct redis_op *op)
 {
 	switch (op->s->state) {
 	case CONN_READY:
-		op_run(op, false);
+		op_begin(op);
 		return;
 	case CONN_CONNECTING:
 		queue_push(op);
@@ -798,6 +879,35 @@ static void op_start(struct redis_op *op)
 		op_fail_later(op, "redis: %s", op->s->drop_reason);
 		return;
 	}
+}
+
+/* The script found another value (len 0: absent) than op expected. */
+static void op_mismatch(struct redis_op *op, const char *v, size_t len)
+{
+	struct redis_slot *sl = op->slot;
+
+	memcpy(op->expect, v, len);
+	op->expectlen = len;
+	if (!op->chained) {
+		op_run(op, true); /* the running one: retry at once */
+		return;
+	}
+	/* A pipelined one: the key is contended; serialize it. */
+	op->chained = false;
+	sl->chain--;
+	sl->serialized = true;
+	memcpy(sl->guess, v, len);
+	sl->guesslen = len;
+	sl->version++;
+	if (op_compute(op, true)) {
+		/* A read: final on the value just read. */
+		op_finish(op, 0, NULL);
+		return;
+	}
+	op->confirmed = true;
+	op->version = sl->version;
+	slot_enqueue(sl, op);
+	slot_settle(op->s, sl);
 }
 
 static void op_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -809,10 +919,6 @@ static void op_reply(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	op->inflight = false;
 	if (op->finished || s->closing) {
-		if (s->closing && !op->finished) {
-			/* Closing: nobody waits for this any more. */
-			queue_remove(op);
-		}
 		op_free(op);
 		return;
 	}
@@ -831,12 +937,10 @@ static void op_reply(redisAsyncContext *ac, void *r, void *priv)
 		op_finish(op, -1, op->err);
 		return;
 	case REDIS_REPLY_INTEGER:
-		if (reply->integer == 1) {
+		if (reply->integer == 1)
 			op_finish(op, 0, NULL);
-			return;
-		}
-		op->expectlen = 0;
-		op_run(op, true);
+		else
+			op_mismatch(op, "", 0);
 		return;
 	case REDIS_REPLY_STRING:
 		if (reply->len == 0 || reply->len > sizeof(op->expect)) {
@@ -847,9 +951,7 @@ static void op_reply(redisAsyncContext *ac, void *r, void *priv)
 			op_finish(op, -1, op->err);
 			return;
 		}
-		memcpy(op->expect, reply->str, reply->len);
-		op->expectlen = reply->len;
-		op_run(op, true);
+		op_mismatch(op, reply->str, reply->len);
 		return;
 	default:
 		snprintf(op->err, sizeof(op->err),
@@ -863,44 +965,44 @@ static void op_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct redis_op *op = arg;
 	struct redis_store *s = op->s;
+	long long ms = (long long)s->tv.tv_sec * 1000 + s->tv.tv_usec / 1000;
 	char why[REDIS_ERR_MAX];
 
 	(void)fd;
 	(void)what;
-	if (op->starting && !op->failing) {
-		/* event_active() dropped the timeout: arm what is left. */
+	if (op->failing) {
+		op_finish(op, -1, op->err);
+		return;
+	}
+	if (op->starting) {
+		/* Its turn on the key. event_active() dropped the timeout:
+		 * arm what is left. */
+		struct redis_slot *sl = op->slot;
 		struct timeval now, left = {0, 0};
 		op->starting = false;
 		event_base_gettimeofday_cached(s->evbase, &now);
 		if (timercmp(&op->deadline, &now, >))
 			timersub(&op->deadline, &now, &left);
 		evtimer_add(op->timer, &left);
-		op_start(op);
+		if (!op->confirmed || op->version != sl->version) {
+			memcpy(op->expect, sl->guess, sl->guesslen);
+			op->expectlen = sl->guesslen;
+			op->confirmed = false;
+		}
+		op_run(op, op->confirmed);
 		return;
 	}
-	if (op->failing) {
-		op_finish(op, -1, op->err);
-		return;
-	}
-	if (op_waiting(op)) {
+	if (!op->inflight) {
+		/* Waiting for the handshake or for its turn on the key. */
 		snprintf(op->err, sizeof(op->err),
-			 "redis: no reply within %lld ms (waiting behind "
-			 "another update of the key)",
-			 (long long)s->tv.tv_sec * 1000 + s->tv.tv_usec / 1000);
-		op_finish(op, -1, op->err);
-		return;
-	}
-	if (op->queued) {
-		snprintf(op->err, sizeof(op->err),
-			 "redis: not connected within %lld ms",
-			 (long long)s->tv.tv_sec * 1000 + s->tv.tv_usec / 1000);
+			 "redis: no reply within %lld ms (%s)", ms,
+			 op->queued ? "not connected" : "key busy");
 		op_finish(op, -1, op->err);
 		return;
 	}
 	/* No reply in time: answer now, then drop the connection (which frees
 	 * op through its callback). Nothing may touch op after conn_drop. */
-	snprintf(why, sizeof(why), "no reply within %lld ms",
-		 (long long)s->tv.tv_sec * 1000 + s->tv.tv_usec / 1000);
+	snprintf(why, sizeof(why), "no reply within %lld ms", ms);
 	snprintf(op->err, sizeof(op->err), "redis: %.200s", why);
 	op_finish(op, -1, op->err);
 	conn_drop(s, why, true);
@@ -1018,7 +1120,7 @@ static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
 	while (s->queue != NULL && s->state == CONN_READY) {
 		struct redis_op *op = s->queue;
 		queue_remove(op);
-		op_run(op, false);
+		op_begin(op);
 	}
 }
 
@@ -1134,8 +1236,7 @@ static void redis_rmw(struct store *st, enum store_table t, const void *key,
 		op_fail_later(op, "redis: bad table or key length");
 		return;
 	}
-	if (slot_join(s, op))
-		op_start(op);
+	op_start(op);
 }
 
 /* ---------------------------------------------------------------- */

@@ -375,6 +375,48 @@ static void rmw_concurrent_increments_lose_nothing(void **state)
 	event_base_free(base);
 }
 
+/* One daemon, one hot key: operations issued together are pipelined on
+ * predicted values, so each takes one round trip and fn runs once. */
+static void rmw_hot_key_is_pipelined(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct store *a = open_store(base, "t12:", false, NULL);
+	int64_t now = (int64_t)time(NULL);
+	static struct incr args[INCREMENTS];
+	static struct done_rec dones[INCREMENTS];
+	int pending = INCREMENTS;
+	struct done_rec d;
+	(void)state;
+
+	/* Connected first, so all go out in one turn. */
+	struct incr warm = {.now = now, .ttl = 600, .verdict = STORE_KEEP};
+	assert_int_equal(one_rmw(base, a, STORE_CLIENTS, "warm", &warm, &d), 0);
+	for (int i = 0; i < INCREMENTS; i++) {
+		args[i] = (struct incr){
+		    .now = now, .ttl = 600, .verdict = STORE_WRITE};
+		dones[i] = (struct done_rec){.pending = &pending};
+		store_rmw(a, STORE_CLIENTS, "hot", 3, now, incr_fn, &args[i],
+			  done_fn, &dones[i]);
+	}
+	double end = mono() + WAIT_MAX;
+	while (pending > 0 && mono() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(pending, 0);
+	for (int i = 0; i < INCREMENTS; i++) {
+		assert_int_equal(dones[i].status, 0);
+		assert_int_equal(args[i].runs, 1);
+	}
+	struct store_rec rec;
+	bool found;
+	char err[256];
+	assert_int_equal(store_get(a, STORE_CLIENTS, "hot", 3, &rec, &found,
+				   err, sizeof(err)),
+			 0);
+	assert_int_equal(rec.count, INCREMENTS);
+	store_close(a);
+	event_base_free(base);
+}
+
 /* Simultaneous first attempts at two MX hosts: one first_seen wins and
  * both see it. */
 static void rmw_simultaneous_first_attempts_agree(void **state)
@@ -861,6 +903,7 @@ int main(void)
 	    cmocka_unit_test(rmw_creates_then_updates_with_ttl),
 	    cmocka_unit_test(rmw_treats_expired_record_as_absent),
 	    cmocka_unit_test(rmw_concurrent_increments_lose_nothing),
+	    cmocka_unit_test(rmw_hot_key_is_pipelined),
 	    cmocka_unit_test(rmw_simultaneous_first_attempts_agree),
 	    cmocka_unit_test(sync_calls_round_trip),
 	    cmocka_unit_test(hmac_keys_hide_addresses_but_not_the_whitelist),
