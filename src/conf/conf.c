@@ -528,6 +528,16 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 			 c->hostname);
 		return -1;
 	}
+	if (c->spf_time_limit >= c->reply_deadline) {
+		/* Otherwise the deadline answers DUNNO before SPF can give its
+		 * temperror, and mail passes unchecked. */
+		snprintf(msg, msgsize,
+			 "[spf] time_limit (%llds) must be below reply_deadline "
+			 "(%llds)",
+			 (long long)c->spf_time_limit,
+			 (long long)c->reply_deadline);
+		return -1;
+	}
 	if (c->authserv_id[0] == '\0') {
 		free(c->authserv_id);
 		c->authserv_id = xstrdup(c->hostname);

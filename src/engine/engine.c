@@ -617,28 +617,31 @@ static void spf_reply(const struct job *j, bool reject, int result,
 	snprintf(out, size, "%s %.400s", code, text);
 }
 
-static void spf_queue_headers(struct job *j)
+/* Queues the header(s) of one identity's result, once per message. */
+static void spf_queue_headers(struct job *j, enum spf_identity id)
 {
 	struct engine_spf *sp = &j->msg->spf;
 	const struct policy_request *r = j->req;
 	char h[SPF_HEADER_MAX];
 	if (sp->headers_queued || j->pol.spf_header == CONF_HDR_NONE)
 		return;
-	/* The MAIL FROM identity's result; the HELO one if only it ran. */
-	bool mf = sp->mailfrom >= 0;
+	bool mf = id == SPF_ID_MAILFROM;
+	int result = mf ? sp->mailfrom : sp->helo;
+	if (result < 0)
+		return;
 	struct spf_header_info hi = {
-		.result = (enum spf_result)(mf ? sp->mailfrom : sp->helo),
-		.identity = mf ? SPF_ID_MAILFROM : SPF_ID_HELO,
+		.result = (enum spf_result)result,
+		.identity = id,
 		.ip = &j->client,
 		.sender = r->v[POLICY_SENDER],
 		.helo = r->v[POLICY_HELO_NAME],
 		.receiver = j->conf->hostname,
-		.mechanism = sp->mechanism[0] ? sp->mechanism : NULL,
+		.mechanism = mf ? (sp->mechanism[0] ? sp->mechanism : NULL)
+				: (sp->helo_mechanism[0] ? sp->helo_mechanism
+							 : NULL),
 		.problem = mf ? (sp->problem[0] ? sp->problem : NULL)
 			      : (sp->helo_problem[0] ? sp->helo_problem : NULL),
 	};
-	if (sp->mailfrom < 0 && sp->helo < 0)
-		return;
 	sp->headers_queued = true;
 	if (j->pol.spf_header == CONF_HDR_RECEIVED_SPF ||
 	    j->pol.spf_header == CONF_HDR_BOTH) {
@@ -653,45 +656,51 @@ static void spf_queue_headers(struct job *j)
 	}
 }
 
-/* Both identities are known: act on them for this recipient. */
+static bool action_wants_header(int act)
+{
+	return act == CONF_SPF_PREPEND || act == CONF_SPF_GREYLIST;
+}
+
+/* Both identities are known: act on them for this recipient. Each
+ * identity's result maps to its own action; the more severe of a reject
+ * or defer wins (MAIL FROM on a tie); the header records the MAIL FROM
+ * result if its action wants one, else the HELO result if its action
+ * does: one Received-SPF per message. */
 static void spf_decide(struct job *j)
 {
 	struct engine_spf *sp = &j->msg->spf;
-	const char *rcpt_action = "ignore";
-	int act = CONF_SPF_IGNORE;
-	bool by_helo = false;
 
 	if (sp->skipped) {
 		job_continue(j);
 		return;
 	}
-	if (sp->mailfrom >= 0)
-		act = j->pol.mailfrom_action[sp->mailfrom];
-	if (sp->helo >= 0 && j->pol.helo_action[sp->helo] < act) {
-		act = j->pol.helo_action[sp->helo];
-		by_helo = true;
-	}
-	rcpt_action = j->pol.test_only ? "none (test_only)"
-				       : spf_action_words[act];
+	int mf_act = sp->mailfrom >= 0 ? j->pol.mailfrom_action[sp->mailfrom]
+				       : CONF_SPF_IGNORE;
+	int helo_act = sp->helo >= 0 ? j->pol.helo_action[sp->helo]
+				     : CONF_SPF_IGNORE;
+	bool by_helo = helo_act < mf_act;
+	int act = by_helo ? helo_act : mf_act;
 	if (!sp->logged) {
 		sp->logged = true;
-		if (sp->helo >= 0)
+		if (sp->helo >= 0 && !sp->helo_is_mailfrom)
 			spf_log(j, SPF_ID_HELO, sp->helo,
-				by_helo ? rcpt_action : "-", sp->helo_problem);
+				j->pol.test_only ? "none (test_only)"
+						 : spf_action_words[helo_act],
+				sp->helo_problem);
 		if (sp->mailfrom >= 0)
 			spf_log(j, SPF_ID_MAILFROM, sp->mailfrom,
-				by_helo ? "-" : rcpt_action, sp->problem);
+				j->pol.test_only ? "none (test_only)"
+						 : spf_action_words[mf_act],
+				sp->problem);
 	}
 	if (j->pol.test_only) {
 		job_continue(j);
 		return;
 	}
-	int result = by_helo ? sp->helo : sp->mailfrom;
-	const char *domain = by_helo ? sp->helo_domain : sp->domain;
-	char action[POLICY_ACTION_MAX + 1];
-	switch ((enum conf_spf_action)act) {
-	case CONF_SPF_REJECT:
-	case CONF_SPF_DEFER:
+	if (act == CONF_SPF_REJECT || act == CONF_SPF_DEFER) {
+		char action[POLICY_ACTION_MAX + 1];
+		int result = by_helo ? sp->helo : sp->mailfrom;
+		const char *domain = by_helo ? sp->helo_domain : sp->domain;
 		if (act == CONF_SPF_REJECT)
 			j->e->counters.spf_rejected++;
 		else
@@ -700,16 +709,13 @@ static void spf_decide(struct job *j)
 			  action, sizeof(action));
 		job_finish(j, action);
 		return;
-	case CONF_SPF_GREYLIST:
-		j->force_greylist = true;
-		spf_queue_headers(j);
-		break;
-	case CONF_SPF_PREPEND:
-		spf_queue_headers(j);
-		break;
-	case CONF_SPF_IGNORE:
-		break;
 	}
+	if (mf_act == CONF_SPF_GREYLIST || helo_act == CONF_SPF_GREYLIST)
+		j->force_greylist = true;
+	if (action_wants_header(mf_act))
+		spf_queue_headers(j, SPF_ID_MAILFROM);
+	else if (action_wants_header(helo_act))
+		spf_queue_headers(j, SPF_ID_HELO);
 	/* What SPF tells greylisting (unless an action forces it). */
 	if (sp->mailfrom == SPF_PASS) {
 		if (j->pol.only_if == CONF_ONLY_IF_SPF_NOT_PASS ||
@@ -762,6 +768,9 @@ static void spf_on_done(void *arg, const struct spf_outcome *o)
 		spf_copy(sp->helo_domain, sizeof(sp->helo_domain), o->domain);
 		spf_copy(sp->helo_problem, sizeof(sp->helo_problem),
 			 o->problem);
+		spf_copy(sp->helo_mechanism, sizeof(sp->helo_mechanism),
+			 o->mechanism);
+		sp->helo_is_mailfrom = w->both;
 	}
 	free(w);
 	if (--j->spf_pending == 0) {

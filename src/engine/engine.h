@@ -56,6 +56,10 @@ struct engine_spf {
 	char problem[160];
 	char helo_problem[160];
 	char mechanism[SPF_HEADER_VALUE_MAX + 1];
+	char helo_mechanism[SPF_HEADER_VALUE_MAX + 1];
+	/* Null sender: the MAIL FROM evaluation (postmaster@HELO) serves as
+	 * the HELO result too; it is logged once. */
+	bool helo_is_mailfrom;
 };
 
 struct engine_msg {

@@ -122,7 +122,7 @@ def test_default_actions_replies_and_log(daemon, dnsfix):
         problem = {"permerror": PERMERROR_PROBLEM,
                    "temperror": TIMEOUT_PROBLEM}.get(name)
         mf = spf_logline(words, a, "mailfrom", act, problem)
-        helo = spf_logline("sender SPF authorized", a, "helo", "-")
+        helo = spf_logline("sender SPF authorized", a, "helo", "prepend")
         assert spf_lines(d, a["queue_id"]) == [helo, mf], name
 
 
@@ -205,13 +205,9 @@ def test_mailfrom_ignore_not_overridden_by_helo_prepend(daemon, dnsfix, mf):
     """mailfrom_<result> = ignore means no action for that MAIL FROM
     result. With the HELO checked (and passing, helo_pass = prepend by
     default) the daemon must not add a header claiming the MAIL FROM
-    result: at most a header for the HELO identity.
-
-    BUG (src/engine/engine.c, spf_decide/spf_queue_headers): the HELO
-    action (prepend) "wins" over the MAIL FROM one (ignore) because it is
-    lower in enum conf_spf_action, and spf_queue_headers() then writes
-    the MAIL FROM result (identity=mailfrom) anyway, so `ignore` for any
-    MAIL FROM result is unreachable while helo_check = yes."""
+    result: at most a header for the HELO identity (each identity's
+    result maps to its own action; the header is the MAIL FROM one only
+    when the MAIL FROM action asks for it)."""
     result, sender = mf
     client = PASS_IP if result == "pass" else FAIL_IP
     d = spf_daemon(daemon, dnsfix(), spf={f"mailfrom_{result}": "ignore"})
@@ -311,7 +307,7 @@ def test_helo_fail_rejects_by_default(daemon, dnsfix):
     assert d.client().request(a) == "550 5.7.23 " + HELO_FAIL_TEXT
     assert spf_lines(d, a["queue_id"]) == [
         spf_logline("SPF fail - not authorized", a, "helo", "reject"),
-        spf_logline("sender SPF authorized", a, "mailfrom", "-"),
+        spf_logline("sender SPF authorized", a, "mailfrom", "prepend"),
     ]
 
 
@@ -640,7 +636,7 @@ def test_helo_temperror_defers(daemon, dnsfix):
     assert spf_lines(d, a["queue_id"]) == [
         spf_logline("temporary SPF error", a, "helo", "defer",
                     TIMEOUT_PROBLEM),
-        spf_logline("sender SPF authorized", a, "mailfrom", "-"),
+        spf_logline("sender SPF authorized", a, "mailfrom", "prepend"),
     ]
 
 
