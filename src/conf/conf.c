@@ -7,6 +7,7 @@
  * override sections. Nothing here logs; errors are returned as text.
  */
 #include "conf/conf.h"
+#include "grey/greylist.h"
 #include "util/str.h"
 #include "util/xalloc.h"
 
@@ -527,6 +528,26 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 		snprintf(msg, msgsize, "hostname: \"%s\" is not a host name",
 			 c->hostname);
 		return -1;
+	}
+	/* Timers that would never let mail through, in the defaults and in
+	 * every override (each holds its merged values). */
+	for (size_t i = 0; i <= c->noverrides; i++) {
+		const struct conf_policy *p =
+			i == 0 ? &c->policy : &c->overrides[i - 1].policy;
+		struct grey_params gp;
+		const char *why;
+		grey_params_init(&gp);
+		gp.delay = p->delay;
+		gp.retry_window = p->retry_window;
+		gp.max_age = p->max_age;
+		if (grey_params_check(&gp, &why) != 0) {
+			if (i == 0)
+				snprintf(msg, msgsize, "[greylist]: %s", why);
+			else
+				snprintf(msg, msgsize, "section at line %d: %s",
+					 c->overrides[i - 1].line, why);
+			return -1;
+		}
 	}
 	if (c->spf_time_limit >= c->reply_deadline) {
 		/* Otherwise the deadline answers DUNNO before SPF can give its

@@ -78,9 +78,6 @@ def test_config_invalid_values(workdir):
         assert r.stderr.startswith(f"{f}:"), (body, r.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (src/conf): retry_window "
-                   "shorter than delay is accepted; grey_params_check() "
-                   "is never called by the configuration loader")
 @pytest.mark.parametrize("body", [
     "[greylist]\ndelay = 10m\nretry_window = 5m\n",
     "[greylist]\nretry_window = 2d\nmax_age = 1d\n",
