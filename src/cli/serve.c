@@ -13,6 +13,7 @@
 #include "dns/resolver.h"
 #include "engine/engine.h"
 #include "server/listen.h"
+#include "server/metrics.h"
 #include "server/privdrop.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -138,6 +139,11 @@ static void stop_signals(int how)
 	sigprocmask(how, &set, NULL);
 }
 
+static size_t metrics_conns(void *arg)
+{
+	return server_connections(arg);
+}
+
 static int run(const char *cmd, int argc, char **argv, bool spawn)
 {
 	struct serve_opts o = {0};
@@ -170,6 +176,7 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 	struct event_base *base = NULL;
 	struct engine *eng = NULL;
 	struct dns_resolver *dns = NULL;
+	struct metrics *met = NULL;
 	struct server *srv = NULL;
 	int status = 1;
 
@@ -226,6 +233,15 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 			goto out;
 		}
 	} else {
+		if (c->metrics[0] != '\0') {
+			met = metrics_new(base, c->metrics, eng, dns,
+					  metrics_conns, srv, err, sizeof(err));
+			if (met == NULL) {
+				log_err("%s", err);
+				goto out;
+			}
+			log_info("metrics on %s/metrics", c->metrics);
+		}
 		log_info("greyspf %s serving (store %s, checks from %s)",
 			 GREYSPF_VERSION,
 			 c->backend == CONF_BACKEND_LMDB ? "lmdb" : "redis",
@@ -238,6 +254,7 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 	if (!spawn)
 		log_info("stopped");
 out:
+	metrics_free(met);
 	server_free(srv);
 	engine_free(eng);
 	if (dns)

@@ -81,6 +81,7 @@ static const struct opt conf_options[] = {
 	 * one policy connection; leave ample room for several instances. */
 	{"", "max_connections", OPT_INT, 0, C(max_connections), "4096", 1,
 	 1000000, NULL},
+	{"", "metrics", OPT_STR, 0, C(metrics), "", 0, 0, NULL},
 	{"", "checks", OPT_CHECKS, OPT_POLICY, P(checks), "greylist", 0, 0,
 	 NULL},
 
@@ -591,6 +592,11 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 	}
 	if (c->key_hash == CONF_KEY_HASH_HMAC && c->key_secret[0] == '\0') {
 		snprintf(msg, msgsize, "key_hash = hmac needs a key_secret");
+		return -1;
+	}
+	if (c->metrics[0] != '\0' && strncmp(c->metrics, "inet:", 5) != 0) {
+		snprintf(msg, msgsize, "metrics: \"%s\" is not inet:HOST:PORT",
+			 c->metrics);
 		return -1;
 	}
 	/* The listen list is checked for shape here; binding is the

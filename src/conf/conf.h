@@ -134,6 +134,7 @@ struct conf {
 	enum conf_log log;
 	bool debug;
 	long long max_connections;
+	char *metrics; /* "inet:HOST:PORT" for GET /metrics, or "" */
 	/* [store] */
 	enum conf_backend backend;
 	char *store_path;

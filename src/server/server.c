@@ -565,3 +565,8 @@ void server_free(struct server *s)
 	free(s->conf_file);
 	free(s);
 }
+
+size_t server_connections(const struct server *s)
+{
+	return s->nconns;
+}

@@ -55,4 +55,7 @@ int server_run(struct server *s);
 
 void server_free(struct server *s);
 
+/* Open policy connections (for metrics). */
+size_t server_connections(const struct server *s);
+
 #endif
