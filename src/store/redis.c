@@ -24,29 +24,45 @@
  *	`now` as absent, as LMDB does, in case the clocks of the hosts differ.
  *
  * READ-MODIFY-WRITE (optimistic compare-and-set)
- *	One Lua script (CAS_SCRIPT) does the whole server side: it compares
- *	the key's current value with the one the client last saw (absent =
- *	empty string) and, only if they are equal, applies the client's
- *	verdict (SET + PEXPIREAT, DEL, or nothing); otherwise it changes
+ *	One Lua script (CAS_SCRIPT) does the whole server side of a write: it
+ *	compares the key's current value with the one the client expects
+ *	(absent = empty string) and, only if they are equal, applies the
+ *	client's verdict (SET + PEXPIREAT, or DEL); otherwise it changes
  *	nothing and returns the current value (0 when absent). Redis runs a
  *	script atomically, so two daemons can never both write over the same
  *	old value. The greylist rules stay in C (the rmw function):
- *	1. The first attempt guesses "absent": fn(NULL) runs at once and the
- *	   script is sent with expected = absent. A new key (every first
- *	   attempt) is settled in ONE round trip.
- *	2. A mismatch returns the current value, read atomically by the
- *	   script, so it serves as the GET: fn runs again on it; KEEP is then
- *	   final at once (nothing to write), otherwise the script is sent with
- *	   that value as expected. An existing key takes two round trips, no
- *	   more than GET + compare-and-set would.
+ *	1. The first attempt does not read first: it GUESSES the value (absent
+ *	   for a key this process has no operation on), runs fn on the guess
+ *	   and sends the result at once: the script, or, when fn says KEEP, a
+ *	   plain GET compared with the guess (cheaper for Redis than a script,
+ *	   same meaning). A new key (every first attempt) is settled in ONE
+ *	   round trip.
+ *	2. A mismatch returns the current value, read atomically, so it serves
+ *	   as the read: fn runs again on it; KEEP is then final at once
+ *	   (nothing to write), otherwise the script is sent with that value as
+ *	   expected. An existing key takes two round trips, no more than GET +
+ *	   compare-and-set would.
  *	3. A conflict (another daemon wrote in between) repeats step 2, at most
- *	   REDIS_CAS_ATTEMPTS_MAX times in all.
+ *	   REDIS_CAS_ATTEMPTS_MAX times in all; then the operation fails (-1).
  *	So simultaneous first attempts at two MX hosts agree on one first_seen:
  *	the loser's script sees the winner's record and fn re-runs on it.
  *	The script goes by EVALSHA (loaded with SCRIPT LOAD at each connect);
  *	a NOSCRIPT reply (script cache flushed, failover) resends that attempt
- *	with EVAL, which also caches it again. Many operations in flight are
- *	pipelined on the one connection by hiredis.
+ *	with EVAL, which also caches it again.
+ *
+ * ONE KEY, MANY OPERATIONS (struct redis_slot)
+ *	Operations of this process on one key (a busy client network's
+ *	auto-whitelist record) would conflict with each other if each guessed
+ *	independently. Instead, while operations on a key are in flight, a new
+ *	one guesses the value the key will hold once those have applied (the
+ *	prediction) and is pipelined right behind them: Redis runs one
+ *	connection's commands in order, so when nobody else writes, every
+ *	operation takes one round trip and fn runs once. The first mismatch
+ *	on a key (another daemon wrote) switches it to serialized mode: its
+ *	operations then run one at a time, each starting on the next loop turn
+ *	after the previous one ends (so the other daemon's retry reaches Redis
+ *	before our next write and neither can starve the other), until the
+ *	queue drains. The slot is freed when the key has no operation left.
  *
  * ASYNCHRONY, TIMEOUTS, RECONNECTION
  *	rmw runs on one non-blocking hiredis connection attached to the
