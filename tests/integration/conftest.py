@@ -9,8 +9,17 @@ Fixtures:
   daemon   - factory: daemon(greylist={...}, extra="...") -> started Daemon;
              every daemon still running at teardown gets SIGTERM and must
              exit 0
-  spawn    - factory: spawn(daemon_or_conf) -> SpawnClient on
+  spawn    - factory: spawn(conf_path) -> SpawnClient on
              `greyspf policy -c CONF`, must exit 0 on EOF
+
+Daemon(listen=("inet", "inet6", "unix"), user="nobody" (None: root with
+allow_root), top/store/greylist={option: value}, extra="[section]...")
+writes NAME.conf (delay 1 s, auto_whitelist 0 unless given) and logs to
+NAME.log. start() returns once every listener accepts and "serving" is
+logged (the signal handlers are in place). Then: client(kind) ->
+PolicyClient, msgs() (log messages without timestamps), wait_log(),
+rewrite(...) + hup(), db(*args) (`greyspf db ... -c CONF`), stop() (exit
+status), kill9().
 """
 
 import os
