@@ -229,6 +229,24 @@ static int dump_visit(void *arg, const void *key, size_t keylen,
 	return 0;
 }
 
+/* A string member without NUL bytes (\u0000 would cut or shift the NUL
+ * separated triplet key). */
+static bool json_cstring(const struct json_member *m)
+{
+	return m != NULL && m->is_string && strlen(m->str) == m->len;
+}
+
+/* A network as the daemon keys clients: an address or CIDR network, or
+ * (triplets and clients) an SPF domain "spf:example.com". */
+static bool valid_net(const char *s, bool spf_ok)
+{
+	struct cidr c;
+	size_t pl = strlen(GREY_KEY_SPF_PREFIX);
+	if (spf_ok && strncmp(s, GREY_KEY_SPF_PREFIX, pl) == 0)
+		return s[pl] != '\0';
+	return cidr_parse(s, &c, false) == 0;
+}
+
 static int load_line(struct store *st, const char *line, char *err,
 		     size_t errsize)
 {
@@ -248,10 +266,15 @@ static int load_line(struct store *st, const char *line, char *err,
 		const struct json_member *n = json_get(&o, "net"),
 					 *s = json_get(&o, "sender"),
 					 *r = json_get(&o, "recipient");
-		if (!n || !s || !r || !n->is_string || !s->is_string ||
-		    !r->is_string) {
+		if (!json_cstring(n) || !json_cstring(s) ||
+		    !json_cstring(r)) {
 			snprintf(err, errsize,
-				 "a triplet needs net, sender, recipient");
+				 "a triplet needs net, sender, recipient "
+				 "(strings without NUL)");
+			return -1;
+		}
+		if (!valid_net(n->str, true)) {
+			snprintf(err, errsize, "bad \"net\"");
 			return -1;
 		}
 		ssize_t kl = grey_key_join(n->str, s->str, r->str, key,
@@ -262,8 +285,9 @@ static int load_line(struct store *st, const char *line, char *err,
 		}
 		keylen = (size_t)kl;
 	} else {
-		if (k == NULL || !k->is_string || k->len == 0 ||
-		    k->len > sizeof(key)) {
+		if (!json_cstring(k) || k->len == 0 || k->len > sizeof(key) ||
+		    (table != STORE_TRIPLETS &&
+		     !valid_net(k->str, table == STORE_CLIENTS))) {
 			snprintf(err, errsize, "missing or bad \"key\"");
 			return -1;
 		}
@@ -276,7 +300,9 @@ static int load_line(struct store *st, const char *line, char *err,
 	long long v[5];
 	for (int i = 0; i < 5; i++) {
 		const struct json_member *m = json_get(&o, fields[i]);
-		if (m == NULL || m->is_string || m->num < 0) {
+		/* count and passed are 32-bit in the record. */
+		if (m == NULL || m->is_string || m->num < 0 ||
+		    (i >= 3 && m->num > (long long)UINT32_MAX)) {
 			snprintf(err, errsize, "missing or bad \"%s\"",
 				 fields[i]);
 			return -1;
@@ -570,8 +596,12 @@ int cmd_db(int argc, char **argv)
 			if (n <= 1)
 				continue;
 			if (load_line(st, line, err, sizeof(err)) != 0) {
-				fprintf(stderr, "greyspf db load: line %zu: %s\n",
-					lineno, err);
+				/* Loading is not atomic: say what is in. */
+				fprintf(stderr,
+					"greyspf db load: line %zu: %s; %zu "
+					"record(s) loaded before it\n",
+					lineno, err, loaded);
+				err[0] = '\0'; /* reported */
 				status = 1;
 				break;
 			}
@@ -581,7 +611,7 @@ int cmd_db(int argc, char **argv)
 		if (status == 0)
 			printf("loaded %zu record(s)\n", loaded);
 	}
-	if (status == 1)
+	if (status == 1 && err[0] != '\0')
 		fprintf(stderr, "greyspf db %s: %s\n", sub, err);
 	if (store_flush(st, err, sizeof(err)) != 0 && status == 0) {
 		fprintf(stderr, "greyspf db %s: %s\n", sub, err);
