@@ -298,3 +298,47 @@ def test_command_line_basics(workdir):
     assert f"{workdir}/missing.conf: No such file or directory" in r.stderr
     r = run("serve", "extra")
     assert r.returncode == 2 and 'unexpected argument "extra"' in r.stderr
+
+
+def test_db_load_validates_records(daemon):
+    d = daemon(start=False)
+    now = int(time.time())
+    good = {"table": "triplets", "net": "192.0.2.0/24",
+            "sender": "a@example.net", "recipient": "b@example.org",
+            "first_seen": now, "last_seen": now, "expires": now + 1000,
+            "count": 1, "passed": 0}
+    bad = [
+        dict(good, net="not-a-net"),
+        dict(good, net="192.0.2.0/33"),
+        dict(good, sender="a\u0000b@example.net"),
+        dict(good, recipient="b@exa\u0000mple.org"),
+        dict(good, count=4294967296),
+        dict(good, passed=2 ** 40),
+        {"table": "clients", "key": "junk", "first_seen": now,
+         "last_seen": now, "expires": now + 1000, "count": 1, "passed": 1},
+        {"table": "whitelist", "key": "junk", "first_seen": now,
+         "last_seen": now, "expires": now + 1000, "count": 0, "passed": 0},
+    ]
+    for i, rec in enumerate(bad):
+        first = dict(good, recipient=f"ok{i}@example.org")
+        r = d.db("load", input=json.dumps(first) + "\n" + json.dumps(rec)
+                 + "\n", check=False)
+        assert r.returncode == 1, rec
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            "greyspf db load: line 2: "), (rec, r.stderr)
+        assert "1 record(s) loaded before it" in lines[0], r.stderr
+    dump = [json.loads(l) for l in d.db("dump").stdout.splitlines()]
+    assert sorted(x["recipient"] for x in dump) == \
+        [f"ok{i}@example.org" for i in range(len(bad))]
+    # What the daemon itself stores loads fine: SPF-keyed and IPv6 nets.
+    ok = [dict(good, net="spf:example.net"),
+          dict(good, net="2001:db8:1::/64"),
+          {"table": "clients", "key": "2001:db8:1::/64", "first_seen": now,
+           "last_seen": now, "expires": now + 1000, "count": 1,
+           "passed": 1},
+          {"table": "whitelist", "key": "198.51.100.0/24",
+           "first_seen": now, "last_seen": now, "expires": now + 1000,
+           "count": 0, "passed": 0}]
+    r = d.db("load", input="".join(json.dumps(x) + "\n" for x in ok))
+    assert r.stdout == f"loaded {len(ok)} record(s)\n"
