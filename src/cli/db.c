@@ -266,8 +266,7 @@ static int load_line(struct store *st, const char *line, char *err,
 		const struct json_member *n = json_get(&o, "net"),
 					 *s = json_get(&o, "sender"),
 					 *r = json_get(&o, "recipient");
-		if (!json_cstring(n) || !json_cstring(s) ||
-		    !json_cstring(r)) {
+		if (!json_cstring(n) || !json_cstring(s) || !json_cstring(r)) {
 			snprintf(err, errsize,
 				 "a triplet needs net, sender, recipient "
 				 "(strings without NUL)");
