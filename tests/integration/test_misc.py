@@ -130,3 +130,36 @@ def test_requests_before_rcpt_are_dunno(daemon):
         a = req(client="192.0.2.196", recipient="", protocol_state=state)
         assert c.request(a) == "DUNNO"
     assert not d.log_lines('REMOTEIP="192.0.2.196"')
+
+
+def test_connection_churn_leaves_no_connection_behind(daemon):
+    import signal
+    import socket
+    from helpers import encode
+    d = daemon()
+    full = encode(req(client="192.0.2.197"))
+    for i in range(300):
+        s = socket.create_connection(("127.0.0.1", d.port))
+        kind = i % 5
+        if kind == 1:
+            s.sendall(full[:50])
+        elif kind == 2:
+            s.sendall(full)  # and hang up without reading
+        elif kind == 3:
+            s.sendall(full + full)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            assert got.count(b"action=DEFER_IF_PERMIT") == 2, got
+        elif kind == 4:
+            s.sendall(b"junk\n\n")
+        s.close()
+    assert d.client().request(req()) == DEFER1
+    time.sleep(0.5)
+    d.signal(signal.SIGTERM)
+    assert d.stop() == 0
+    assert "stopping: 0 connection(s) open" in d.msgs(), d.msgs()[-3:]
