@@ -221,8 +221,7 @@ struct redis_store {
 	char *prefix;
 	size_t prefixlen;
 	bool hash_keys;
-	unsigned char *secret;
-	size_t secretlen;
+	struct hmac_sha256_key hkey; /* key_secret, prepared */
 	struct timeval tv;
 	const struct timeval *op_tv; /* tv as a libevent common timeout */
 	void (*on_state)(void *arg, bool up, const char *why);
@@ -494,7 +493,7 @@ static size_t key_build(const struct redis_store *s, enum store_table t,
 	out[n++] = ':';
 	if (s->hash_keys && t != STORE_WHITELIST && !is_digest(key, keylen)) {
 		unsigned char d[SHA256_DIGEST_SIZE];
-		hmac_sha256(s->secret, s->secretlen, key, keylen, d);
+		hmac_sha256_with(&s->hkey, key, keylen, d);
 		for (size_t i = 0; i < sizeof(d); i++) {
 			out[n++] = hex[d[i] >> 4];
 			out[n++] = hex[d[i] & 15];
@@ -1716,9 +1715,8 @@ static void redis_close(struct store *st)
 		redisFree(s->sc);
 	target_free(&s->tgt);
 	free(s->prefix);
-	if (s->secret != NULL)
-		memset(s->secret, 0, s->secretlen);
-	free(s->secret);
+	/* The prepared key stands for the secret: leave nothing behind. */
+	explicit_bzero(&s->hkey, sizeof(s->hkey));
 	free(s);
 }
 
@@ -1763,10 +1761,9 @@ struct store *store_redis_open(struct event_base *base,
 	s->prefix = xstrdup(prefix);
 	s->prefixlen = strlen(prefix);
 	s->hash_keys = cfg->hash_keys;
-	if (cfg->hash_keys) {
-		s->secretlen = strlen(cfg->secret);
-		s->secret = (unsigned char *)xstrdup(cfg->secret);
-	}
+	if (cfg->hash_keys)
+		hmac_sha256_key_init(&s->hkey, cfg->secret,
+				     strlen(cfg->secret));
 	s->tv.tv_sec = (time_t)timeout;
 	s->tv.tv_usec = (suseconds_t)((timeout - (double)s->tv.tv_sec) * 1e6);
 	s->on_state = cfg->on_state;

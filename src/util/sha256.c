@@ -179,32 +179,46 @@ void sha256(const void *data, size_t len, unsigned char out[SHA256_DIGEST_SIZE])
 	sha256_final(&c, out);
 }
 
-void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-		 unsigned char out[SHA256_DIGEST_SIZE])
+void hmac_sha256_key_init(struct hmac_sha256_key *k, const void *key,
+			  size_t keylen)
 {
 	/* RFC 2104 section 2: a key longer than B is hashed first; the key
 	 * is then padded with zeros to B bytes. */
-	unsigned char k[SHA256_BLOCK_SIZE] = {0};
+	unsigned char kb[SHA256_BLOCK_SIZE] = {0};
 	unsigned char pad[SHA256_BLOCK_SIZE];
-	unsigned char inner[SHA256_DIGEST_SIZE];
-	struct sha256_ctx c;
 
 	if (keylen > SHA256_BLOCK_SIZE)
-		sha256(key, keylen, k);
+		sha256(key, keylen, kb);
 	else if (keylen > 0)
-		memcpy(k, key, keylen);
-
+		memcpy(kb, key, keylen);
 	for (int i = 0; i < SHA256_BLOCK_SIZE; i++)
-		pad[i] = k[i] ^ 0x36; /* ipad */
-	sha256_init(&c);
-	sha256_update(&c, pad, sizeof(pad));
+		pad[i] = kb[i] ^ 0x36; /* ipad */
+	sha256_init(&k->inner);
+	sha256_update(&k->inner, pad, sizeof(pad));
+	for (int i = 0; i < SHA256_BLOCK_SIZE; i++)
+		pad[i] = kb[i] ^ 0x5c; /* opad */
+	sha256_init(&k->outer);
+	sha256_update(&k->outer, pad, sizeof(pad));
+}
+
+void hmac_sha256_with(const struct hmac_sha256_key *k, const void *msg,
+		      size_t msglen, unsigned char out[SHA256_DIGEST_SIZE])
+{
+	struct sha256_ctx c = k->inner;
+	unsigned char inner[SHA256_DIGEST_SIZE];
+
 	sha256_update(&c, msg, msglen);
 	sha256_final(&c, inner);
-
-	for (int i = 0; i < SHA256_BLOCK_SIZE; i++)
-		pad[i] = k[i] ^ 0x5c; /* opad */
-	sha256_init(&c);
-	sha256_update(&c, pad, sizeof(pad));
+	c = k->outer;
 	sha256_update(&c, inner, sizeof(inner));
 	sha256_final(&c, out);
+}
+
+void hmac_sha256(const void *key, size_t keylen, const void *msg,
+		 size_t msglen, unsigned char out[SHA256_DIGEST_SIZE])
+{
+	struct hmac_sha256_key k;
+
+	hmac_sha256_key_init(&k, key, keylen);
+	hmac_sha256_with(&k, msg, msglen, out);
 }

@@ -130,6 +130,29 @@ static void hmac_rfc4231(void **state)
 			 "bfdc63644f0713938a7f51535c3a35e2");
 }
 
+/* The prepared key gives the one-shot result, for short, block-sized and
+ * long keys, and is reusable. */
+static void hmac_prepared_key_matches(void **state)
+{
+	unsigned char key[150], msg[200], a[SHA256_DIGEST_SIZE],
+		b[SHA256_DIGEST_SIZE];
+	static const size_t keylens[] = {0, 1, 20, 63, 64, 65, 150};
+	(void)state;
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)(i * 13 + 5);
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char)(i * 31 + 7);
+	for (size_t k = 0; k < sizeof(keylens) / sizeof(keylens[0]); k++) {
+		struct hmac_sha256_key hk;
+		hmac_sha256_key_init(&hk, key, keylens[k]);
+		for (size_t n = 0; n <= sizeof(msg); n += 37) {
+			hmac_sha256(key, keylens[k], msg, n, a);
+			hmac_sha256_with(&hk, msg, n, b);
+			assert_memory_equal(a, b, sizeof(a));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +160,7 @@ int main(void)
 	    cmocka_unit_test(sha256_million_a_in_pieces),
 	    cmocka_unit_test(sha256_padding_boundaries),
 	    cmocka_unit_test(hmac_rfc4231),
+	    cmocka_unit_test(hmac_prepared_key_matches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
