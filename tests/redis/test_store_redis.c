@@ -255,6 +255,7 @@ static void rmw_creates_then_updates_with_ttl(void **state)
 	assert_int_equal(one_rmw(base, s, STORE_TRIPLETS, "k1", &a, &d), 0);
 	assert_true(a.saw_old);
 	assert_int_equal(a.first_seen, now);
+	assert_int_equal(a.runs, 1); /* the value it wrote was guessed */
 
 	/* Encoding and TTL as documented: store_rec bytes, PEXPIREAT. */
 	redisContext *c = raw();
@@ -269,6 +270,21 @@ static void rmw_creates_then_updates_with_ttl(void **state)
 	r = rawcmd(c, "PEXPIRETIME t1:t:k1");
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	assert_int_equal(r->integer, (now + 10 + 3600) * 1000);
+	freeReplyObject(r);
+
+	/* Another daemon writes: the guess is stale, the result is still
+	 * right (one more round trip, fn runs twice). */
+	unsigned char enc[STORE_REC_SIZE];
+	rec.count = 100;
+	store_rec_encode(&rec, enc);
+	r = rawcmd(c, "SET t1:t:k1 %b", enc, sizeof(enc));
+	freeReplyObject(r);
+	a.runs = 0;
+	assert_int_equal(one_rmw(base, s, STORE_TRIPLETS, "k1", &a, &d), 0);
+	assert_int_equal(a.runs, 2);
+	r = rawcmd(c, "GET t1:t:k1");
+	assert_true(store_rec_decode((unsigned char *)r->str, r->len, &rec));
+	assert_int_equal(rec.count, 101);
 	freeReplyObject(r);
 
 	/* KEEP writes nothing; DELETE removes. */
