@@ -8,10 +8,13 @@
 #include "grey/key.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "grey/normalise.h"
+#include "util/sha256.h"
+#include "util/xalloc.h"
 
 void grey_key_conf_init(struct grey_key_conf *c)
 {
@@ -65,30 +68,61 @@ ssize_t grey_key_spf_net(const char *domain, char *out, size_t outsize)
 }
 
 /* Appends the normalised sender and recipient after NET + NUL. */
+/* Normalises one address part into out (GREY_KEY_PART_MAX + 1 bytes).
+ * A part longer than GREY_KEY_PART_MAX is folded to its first bytes, "#",
+ * and 32 hex digits of the SHA-256 of the whole normalised part: distinct
+ * long addresses stay distinct, and every sender, however long, is
+ * greylisted like any other (a sender that could skip greylisting by being
+ * long would be a hole). Returns the length or -1. */
+static ssize_t key_part(const struct grey_key_conf *c, bool sender,
+			const char *in, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	/* Normalisation never lengthens its input. */
+	size_t cap = len + 1;
+	char stackbuf[GREY_KEY_PART_MAX + 1];
+	char *buf = cap <= sizeof(stackbuf) ? stackbuf : xmalloc(cap);
+	ssize_t n = sender ? grey_norm_sender_d(in, len, c->delimiters, buf, cap)
+			   : grey_norm_recipient(in, len, c->delimiters, buf,
+						 cap);
+	if (n >= 0 && (size_t)n <= GREY_KEY_PART_MAX) {
+		memcpy(out, buf, (size_t)n + 1);
+	} else if (n >= 0) {
+		unsigned char d[SHA256_DIGEST_SIZE];
+		size_t keep = GREY_KEY_PART_MAX - 1 - GREY_KEY_FOLD_HEX;
+		sha256(buf, (size_t)n, d);
+		memcpy(out, buf, keep);
+		out[keep] = '#';
+		for (size_t i = 0; i < GREY_KEY_FOLD_HEX / 2; i++) {
+			out[keep + 1 + 2 * i] = hex[d[i] >> 4];
+			out[keep + 2 + 2 * i] = hex[d[i] & 15];
+		}
+		n = GREY_KEY_PART_MAX;
+		out[n] = '\0';
+	}
+	if (buf != stackbuf)
+		free(buf);
+	return n;
+}
+
 static ssize_t finish_triplet(const struct grey_key_conf *c, size_t netlen,
 			      const char *sender, size_t slen, const char *rcpt,
 			      size_t rlen, char *k, size_t keysize)
 {
-	size_t n = netlen + 1;
+	char sp[GREY_KEY_PART_MAX + 1], rp[GREY_KEY_PART_MAX + 1];
+	ssize_t s = key_part(c, true, sender, slen, sp);
+	ssize_t r = key_part(c, false, rcpt, rlen, rp);
 	if (keysize > STORE_KEY_MAX)
 		keysize = STORE_KEY_MAX;
-	/* The normaliser NUL-terminates: that NUL is the separator. */
-	if (n >= keysize)
+	if (s < 0 || r < 0)
 		return -1;
-	ssize_t s =
-	    grey_norm_sender_d(sender, slen, c->delimiters, k + n, keysize - n);
-	if (s < 0)
+	/* NET NUL SENDER NUL RCPT, and room for a final NUL. */
+	size_t total = netlen + 1 + (size_t)s + 1 + (size_t)r;
+	if (total >= keysize)
 		return -1;
-	n += (size_t)s + 1;
-	if (n >= keysize)
-		return -1;
-	/* The recipient needs room for its NUL, which is not part of the
-	 * key; so a key of exactly keysize bytes is refused. */
-	ssize_t r =
-	    grey_norm_recipient(rcpt, rlen, c->delimiters, k + n, keysize - n);
-	if (r < 0)
-		return -1;
-	return (ssize_t)(n + (size_t)r);
+	memcpy(k + netlen + 1, sp, (size_t)s + 1);
+	memcpy(k + netlen + 1 + (size_t)s + 1, rp, (size_t)r + 1);
+	return (ssize_t)total;
 }
 
 ssize_t grey_key_triplet(const struct grey_key_conf *c, const struct addr *ip,

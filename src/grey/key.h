@@ -47,6 +47,14 @@
 /* Longest printable key: every byte escaped as \xHH. */
 #define GREY_KEY_PRINT_MAX (4 * STORE_KEY_MAX + 8)
 
+/* Longest sender or recipient in a key: a network ("spf:" + 253-octet
+ * domain + NUL) and two parts of this size fit STORE_KEY_MAX. A longer
+ * normalised address is folded to a prefix, "#" and GREY_KEY_FOLD_HEX hex
+ * digits of its SHA-256, so it is still greylisted. RFC 5321 addresses
+ * (at most 320 octets) that are longer than this are rare enough. */
+#define GREY_KEY_PART_MAX 250
+#define GREY_KEY_FOLD_HEX 32
+
 struct grey_key_conf {
 	int ipv4_prefix;	/* 0..32 */
 	int ipv6_prefix;	/* 0..128 */

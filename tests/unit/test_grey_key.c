@@ -178,18 +178,37 @@ static void test_triplet_limits(void **state)
 	unsigned char key[STORE_KEY_MAX + 10];
 	char big[STORE_KEY_MAX];
 	memset(big, 'a', sizeof(big));
-	/* too long for STORE_KEY_MAX even if the buffer is larger */
+	/* A long sender is folded, never refused: 12 + 1 + 250 + 1 + 3. */
 	assert_int_equal(
 	    grey_key_triplet(&conf, &a, big, 760, "b@x", 3, key, sizeof(key)),
-	    -1);
-	/* 12 + 1 + 700 + 1 + 53 = 767: the longest key, since the
-	 * recipient's NUL must fit too */
+	    12 + 1 + GREY_KEY_PART_MAX + 1 + 3);
+	struct grey_key_parts p;
+	assert_int_equal(grey_key_split(key, 267, &p), 0);
+	assert_int_equal(p.senderlen, GREY_KEY_PART_MAX);
+	assert_int_equal(p.sender[GREY_KEY_PART_MAX - 1 - GREY_KEY_FOLD_HEX],
+			 '#');
+	/* folding keeps long addresses apart, and is stable */
+	unsigned char key2[STORE_KEY_MAX];
+	big[759] = 'b';
 	assert_int_equal(
-	    grey_key_triplet(&conf, &a, big, 700, big, 53, key, sizeof(key)),
-	    767);
+	    grey_key_triplet(&conf, &a, big, 760, "b@x", 3, key2, sizeof(key2)),
+	    267);
+	assert_memory_not_equal(key, key2, 267);
+	big[759] = 'a';
 	assert_int_equal(
-	    grey_key_triplet(&conf, &a, big, 700, big, 54, key, sizeof(key)),
-	    -1);
+	    grey_key_triplet(&conf, &a, big, 760, "b@x", 3, key2, sizeof(key2)),
+	    267);
+	assert_memory_equal(key, key2, 267);
+	/* both parts long: still fits STORE_KEY_MAX */
+	assert_int_equal(
+	    grey_key_triplet(&conf, &a, big, 700, big, 700, key, sizeof(key)),
+	    12 + 1 + GREY_KEY_PART_MAX + 1 + GREY_KEY_PART_MAX);
+	/* a part exactly at the bound is kept as it is */
+	assert_int_equal(grey_key_triplet(&conf, &a, big, GREY_KEY_PART_MAX,
+					  "b@x", 3, key, sizeof(key)),
+			 267);
+	assert_int_equal(grey_key_split(key, 267, &p), 0);
+	assert_null(memchr(p.sender, '#', p.senderlen));
 	/* NUL inside an address */
 	assert_int_equal(
 	    grey_key_triplet(&conf, &a, "a\0b", 3, "b@x", 3, key, sizeof(key)),
