@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -40,6 +41,12 @@
  * would otherwise have its whole stream buffered here while each request
  * waits for its round trips. Two of the largest requests. */
 #define SERVER_IN_MAX (2 * POLICY_REQUEST_MAX)
+/* Seconds a closed connection whose peer is still sending keeps reading
+ * (and discarding) after our FIN. Closing a socket with unread input makes
+ * the kernel send RST, which throws away replies not yet delivered; our
+ * choice: long enough for a peer to see the FIN, short enough not to hold
+ * up a restart. */
+#define SERVER_LINGER_SEC 2
 
 struct conn {
 	struct server *srv;
@@ -53,6 +60,7 @@ struct conn {
 	bool closing;   /* free once the engine lets go and replies are out */
 	bool eof;       /* the peer sent all it will send (half-close) */
 	bool reading;   /* rev is added (see conn_update_reading) */
+	bool lingering; /* FIN sent; input discarded until EOF or timeout */
 	bool in_process;
 	bool stream;    /* spawn mode: the loop ends with this connection */
 	struct policy_request req;
@@ -105,14 +113,42 @@ static void conn_free(struct conn *c)
 		event_base_loopbreak(s->base);
 }
 
+/* Input the peer sent that we have not read: closing now would reset the
+ * connection and lose the replies still in the kernel's send queue. */
+static bool conn_unread_input(const struct conn *c)
+{
+	int n = 0;
+	if (c->stream || c->eof)
+		return false;
+	return evbuffer_get_length(c->in) > 0 ||
+	       (ioctl(c->rfd, FIONREAD, &n) == 0 && n > 0);
+}
+
+/* Sends FIN after the replies and reads (discarding) until the peer's EOF
+ * or SERVER_LINGER_SEC, so that close() does not reset the connection. */
+static void conn_linger(struct conn *c)
+{
+	struct timeval tv = {SERVER_LINGER_SEC, 0};
+	c->lingering = true;
+	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	shutdown(c->wfd, SHUT_WR);
+	event_add(c->rev, NULL);
+	c->reading = true;
+	event_add(c->timer, &tv);
+}
+
 /* Frees a closing connection once the engine has let go and every reply
  * is written (the write event or the idle timer come back here). */
 static void conn_try_free(struct conn *c)
 {
-	if (c->busy || c->in_process)
+	if (c->busy || c->in_process || c->lingering)
 		return;
 	if (evbuffer_get_length(c->out) > 0) {
 		event_add(c->wev, NULL);
+		return;
+	}
+	if (conn_unread_input(c)) {
+		conn_linger(c);
 		return;
 	}
 	conn_free(c);
@@ -123,6 +159,8 @@ static void conn_try_free(struct conn *c)
  * when half the room is free, not after every request. */
 static void conn_update_reading(struct conn *c)
 {
+	if (c->lingering)
+		return;
 	size_t in_max = c->reading ? SERVER_IN_MAX : SERVER_IN_MAX / 2;
 	bool want = !c->closing && !c->eof &&
 		    evbuffer_get_length(c->out) < SERVER_OUT_MAX &&
@@ -267,6 +305,14 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)what;
+	if (c->lingering) {
+		unsigned char junk[SERVER_READ_CHUNK];
+		ssize_t r = read(fd, junk, sizeof(junk));
+		if (r == 0 || (r < 0 && errno != EAGAIN &&
+			       errno != EWOULDBLOCK && errno != EINTR))
+			conn_free(c);
+		return;
+	}
 	int n = evbuffer_read(c->in, fd, SERVER_READ_CHUNK);
 	if (n == 0) {
 		/* The peer is done sending (it may still read, like `nc` with
@@ -308,6 +354,10 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
+	if (c->lingering) {
+		conn_free(c);
+		return;
+	}
 	if (c->busy && !c->answered) {
 		log_warn("%s: no decision within reply_deadline (%llds); "
 			 "answering %s",
