@@ -364,3 +364,52 @@ def test_group_and_socket_group(daemon):
     assert os.stat(d.sock).st_gid == gid
     assert d.client("unix").request(req()) == DEFER1
     assert os.stat(d.store_path).st_gid == gid
+
+
+def test_sigint_stops_like_sigterm(daemon):
+    d = daemon()
+    c = d.client()
+    assert c.request(req()) == DEFER1
+    d.signal(signal.SIGINT)
+    c.expect_closed()
+    assert d.stop() == 0
+    assert d.msgs()[-1] == "stopped"
+
+
+def test_sigterm_stops_accepting_and_delivers_pending_replies(daemon):
+    d = daemon()
+    one = b"request=smtpd_access_policy\nclient_address=192.0.2.1\n\n"
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    a.connect(("127.0.0.1", d.port))
+    a.settimeout(20)
+
+    def flood():
+        try:
+            a.sendall(one * 400000)
+        except OSError:
+            pass  # the daemon stopped reading and closed
+
+    t = threading.Thread(target=flood)
+    t.start()
+    time.sleep(0.5)  # replies pile up: A does not read
+    d.signal(signal.SIGTERM)
+    d.wait_log("stopping: 1 connection(s) open")
+    time.sleep(0.2)
+    assert d.running()  # A's replies are still being delivered
+    b = d.client()  # queued by the kernel, never accepted
+    b.send(req())
+    b.expect_nothing(0.3)
+    got = bytearray()
+    while True:
+        chunk = a.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    t.join(20)
+    a.close()
+    assert d.stop() == 0
+    unit = b"action=DUNNO\n\n"
+    assert len(got) > 0 and len(got) % len(unit) == 0, d.msgs()[-4:]
+    assert got == unit * (len(got) // len(unit))
+    b.expect_closed()
