@@ -224,9 +224,10 @@ struct redis_slot {
 
 struct redis_guess {
 	uint64_t tag; /* hash of the key; 0: empty */
-	size_t len;   /* 0: absent */
+	uint8_t len;  /* 0: absent, else STORE_REC_SIZE */
 	unsigned char v[STORE_REC_SIZE];
 };
+_Static_assert(sizeof(struct redis_guess) <= 48, "guess entry grew");
 
 struct redis_store {
 	struct store base;
@@ -666,7 +667,7 @@ static void guess_put(struct redis_store *s, uint64_t hash,
 	if (len != 0 && len != STORE_REC_SIZE)
 		return;
 	g->tag = hash;
-	g->len = len;
+	g->len = (uint8_t)len;
 	memcpy(g->v, v, len);
 }
 
