@@ -404,14 +404,39 @@ static void grey_after_client_check(void *arg, int status, const char *err)
 	grey_triplet(j);
 }
 
+/* Does an SPF pass from this term vouch for a sender pool rather than
+ * for (nearly) everyone? "+all"/"all" and networks wider than /16 (IPv4)
+ * or /32 (IPv6) do not. */
+static bool spf_mechanism_narrow(const char *m)
+{
+	if (*m == '+')
+		m++;
+	if (strcasecmp(m, "all") == 0 || *m == '\0')
+		return false;
+	bool v4 = strncasecmp(m, "ip4:", 4) == 0;
+	bool v6 = strncasecmp(m, "ip6:", 4) == 0;
+	const char *slash = strchr(m, '/');
+	if ((v4 || v6) && slash != NULL) {
+		long long p;
+		if (str_parse_int(slash + 1, 0, 128, &p) != 0)
+			return false;
+		return p >= (v4 ? 16 : 32);
+	}
+	return true;
+}
+
 static void check_greylist(struct job *j)
 {
 	const struct policy_request *r = j->req;
 	char detail[WL_LINE_MAX + 64];
 
 	j->greylist_ran = true;
-	if (r->len[POLICY_RECIPIENT] == 0) {
-		/* Greylisting is per recipient: nothing to do before RCPT. */
+	/* Greylisting is per recipient, at RCPT: Postfix also sends the
+	 * recipient at DATA and END-OF-MESSAGE when there is just one, and
+	 * deferring there (after the data) would count the triplet twice. */
+	if (r->len[POLICY_RECIPIENT] == 0 ||
+	    (r->len[POLICY_PROTOCOL_STATE] > 0 &&
+	     strcmp(r->v[POLICY_PROTOCOL_STATE], "RCPT") != 0)) {
 		job_continue(j);
 		return;
 	}
@@ -449,38 +474,37 @@ static void check_greylist(struct job *j)
 	kc.delimiters = j->conf->recipient_delimiter;
 	/* SPF-aware keying: a sender whose domain passed SPF is keyed by that
 	 * domain, so a retry from another address of its pool (or the other
-	 * IP family) matches. */
+	 * IP family) matches. Not when the pass came from "all" or a very
+	 * wide network: that record authorises (nearly) anyone. The
+	 * auto-whitelist stays keyed by the client network either way. */
 	const struct engine_spf *sp = &j->msg->spf;
 	bool by_domain = j->spf_ran && sp->done && sp->mailfrom == SPF_PASS &&
 			 j->pol.spf_pass == CONF_SPF_PASS_KEY_BY_DOMAIN &&
-			 sp->domain[0] != '\0';
-	ssize_t n, k;
-	if (by_domain) {
-		n = grey_key_spf_net(sp->domain, j->netkey, sizeof(j->netkey));
-		k = n < 0 ? -1
-			  : grey_key_triplet_spf(&kc, sp->domain,
+			 sp->domain[0] != '\0' &&
+			 spf_mechanism_narrow(sp->mechanism);
+	ssize_t n = grey_key_net(&kc, &j->client, j->netkey,
+				 sizeof(j->netkey));
+	ssize_t k;
+	if (n < 0) {
+		k = -1;
+	} else if (by_domain) {
+		k = grey_key_triplet_spf(&kc, sp->domain,
 						 r->v[POLICY_SENDER],
 						 r->len[POLICY_SENDER],
 						 r->v[POLICY_RECIPIENT],
 						 r->len[POLICY_RECIPIENT],
 						 j->key, sizeof(j->key));
 	} else {
-		n = grey_key_net(&kc, &j->client, j->netkey,
-				 sizeof(j->netkey));
-		k = n < 0 ? -1
-			  : grey_key_triplet(&kc, &j->client,
-					     r->v[POLICY_SENDER],
-					     r->len[POLICY_SENDER],
-					     r->v[POLICY_RECIPIENT],
-					     r->len[POLICY_RECIPIENT], j->key,
-					     sizeof(j->key));
+		k = grey_key_triplet(&kc, &j->client, r->v[POLICY_SENDER],
+				     r->len[POLICY_SENDER],
+				     r->v[POLICY_RECIPIENT],
+				     r->len[POLICY_RECIPIENT], j->key,
+				     sizeof(j->key));
 	}
 	if (n < 0 || k < 0) {
-		/* Over-long addresses cannot be keyed: let the mail through
-		 * rather than defer it forever. */
-		job_log(j, "Unusable for greylisting",
-			"sender or recipient too long");
-		job_continue(j);
+		/* Cannot happen: parts are folded to fit (grey/key.h). Treat
+		 * it as a store failure, not as a pass. */
+		job_store_error(j, "greylist key could not be built");
 		return;
 	}
 	j->netkeylen = (size_t)n;
@@ -604,12 +628,19 @@ static void spf_reply(const struct job *j, bool reject, int result,
 		code = reject ? (classic ? "550 5.7.1" : "550 5.7.24")
 			      : (classic ? "451 4.4.3" : "451 4.7.24");
 		break;
-	default:
-		snprintf(text, sizeof(text), "SPF %s for %s: %s",
-			 spf_result_name((enum spf_result)result), domain,
+	case SPF_SOFTFAIL:
+		snprintf(text, sizeof(text), "SPF softfail for %s: %s", domain,
 			 spf_log_words[result]);
 		code = reject ? (classic ? "550 5.7.1" : "550 5.7.23")
 			      : (classic ? "451 4.7.1" : "451 4.7.23");
+		break;
+	default:
+		/* pass, neutral, none: refused by local policy, not because
+		 * SPF validation failed, so not X.7.23. */
+		snprintf(text, sizeof(text), "SPF %s for %s: %s",
+			 spf_result_name((enum spf_result)result), domain,
+			 spf_log_words[result]);
+		code = reject ? "550 5.7.1" : "451 4.7.1";
 		break;
 	}
 	/* The reply writer makes it printable; bound the text for Postfix's
@@ -805,16 +836,48 @@ static bool helo_is_domain(const char *h)
 	return addr_parse(h, &a) != 0;
 }
 
+/* FNV-1a over what an SPF result depends on, to tie the per-message
+ * cache to it. */
+static uint64_t spf_ident_hash(const struct policy_request *r,
+			       bool has_mailfrom)
+{
+	static const enum policy_attr parts[] = {
+		POLICY_CLIENT_ADDRESS, POLICY_HELO_NAME, POLICY_SENDER};
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		const unsigned char *p = (const unsigned char *)r->v[parts[i]];
+		for (size_t k = 0; k < r->len[parts[i]]; k++)
+			h = (h ^ p[k]) * 0x100000001b3ull;
+		h = (h ^ 0xff) * 0x100000001b3ull; /* separator */
+	}
+	return has_mailfrom ? h : ~h;
+}
+
 static void check_spf(struct job *j)
 {
 	struct engine_spf *sp = &j->msg->spf;
 	const struct policy_request *r = j->req;
 
 	j->spf_ran = true;
-	if (sp->done) { /* computed for an earlier recipient */
+	/* Before MAIL FROM (CONNECT, HELO/EHLO, VRFY, ETRN) an empty sender
+	 * is no null reverse-path: only the HELO identity exists. */
+	const char *state = r->v[POLICY_PROTOCOL_STATE];
+	bool has_mailfrom = r->len[POLICY_PROTOCOL_STATE] == 0 ||
+			    strcmp(state, "MAIL") == 0 ||
+			    strcmp(state, "RCPT") == 0 ||
+			    strcmp(state, "DATA") == 0 ||
+			    strcmp(state, "END-OF-MESSAGE") == 0;
+	uint64_t ident = spf_ident_hash(r, has_mailfrom);
+	if (sp->done && sp->ident == ident) { /* an earlier recipient's */
 		spf_decide(j);
 		return;
 	}
+	/* First request of the message, or (should Postfix ever reuse an
+	 * instance) another client, HELO or sender: evaluate afresh. */
+	bool queued = sp->headers_queued;
+	memset(sp, 0, sizeof(*sp));
+	sp->headers_queued = queued;
+	sp->ident = ident;
 	sp->mailfrom = sp->helo = -1;
 	if (cidr_list_match(&j->conf->skip_nets, &j->client)) {
 		sp->done = sp->skipped = true;
@@ -833,7 +896,15 @@ static void check_spf(struct job *j)
 	}
 	bool null_sender = r->len[POLICY_SENDER] == 0;
 	bool helo_ok = helo_is_domain(r->v[POLICY_HELO_NAME]);
-	/* Count first: a run never completes inside spfrun_start(). */
+	if (!has_mailfrom) {
+		if (j->pol.helo_check && helo_ok) {
+			spf_start(j, SPF_ID_HELO, false);
+		} else {
+			sp->done = true;
+			spf_decide(j);
+		}
+		return;
+	}
 	if (null_sender) {
 		/* MAIL FROM is postmaster@HELO (RFC 7208 section 2.4): one
 		 * evaluation answers both identities. */

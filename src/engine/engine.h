@@ -42,6 +42,7 @@ struct engine_lists;
 /* SPF results of one message, computed once and reused for every
  * recipient. result -1: that identity was not checked. */
 struct engine_spf {
+	uint64_t ident; /* hash of client, HELO and sender the results are for */
 	bool done;    /* the fields below are final */
 	bool skipped; /* client in skip_clients */
 	int mailfrom; /* enum spf_result or -1 */
