@@ -530,6 +530,18 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 			 c->hostname);
 		return -1;
 	}
+	/* Texts Postfix would otherwise receive with '?' in place of 8-bit
+	 * bytes. */
+	for (size_t i = 0; i <= c->noverrides; i++) {
+		const struct conf_policy *p =
+			i == 0 ? &c->policy : &c->overrides[i - 1].policy;
+		if (grey_defer_template_check(p->greylist_text) != 0) {
+			snprintf(msg, msgsize,
+				 "[greylist] text: only printable ASCII is "
+				 "allowed");
+			return -1;
+		}
+	}
 	/* Timers that would never let mail through, in the defaults and in
 	 * every override (each holds its merged values). */
 	for (size_t i = 0; i <= c->noverrides; i++) {
@@ -664,6 +676,27 @@ struct conf *conf_load(const char *file, char *err, size_t errsize)
 			struct conf_override tmp = {0};
 			int r = parse_override_header(name, &tmp, msg,
 						      sizeof(msg));
+			if (r < 0) {
+				free(tmp.pattern);
+				failed = conf_fail(err, errsize, file, lineno,
+						   msg);
+				break;
+			}
+			if (r == 0) {
+				for (size_t i = 0; i < c->noverrides; i++) {
+					const struct conf_override *o =
+						&c->overrides[i];
+					if (o->kind == tmp.kind &&
+					    strcmp(o->pattern, tmp.pattern) ==
+						    0) {
+						snprintf(msg, sizeof(msg),
+							 "section [%s] repeats "
+							 "the one at line %d",
+							 name, o->line);
+						r = -1;
+					}
+				}
+			}
 			if (r < 0) {
 				free(tmp.pattern);
 				failed = conf_fail(err, errsize, file, lineno,
@@ -879,21 +912,38 @@ void conf_print(const struct conf *c, FILE *out)
 /* Specificity of a sender/recipient pattern against an address, or -1:
  * an exact address beats a local part ("postmaster@"), which beats a
  * domain, which beats a parent domain. */
-static int addr_pattern_score(const char *pattern, const char *address)
+static int addr_pattern_score(const char *pattern, const char *address,
+			      const char *delims)
 {
+	char buf[512];
 	const char *at = strrchr(address, '@');
-	const char *domain = at ? at + 1 : address;
 	size_t plen = strlen(pattern);
 
-	if (strcasecmp(pattern, address) == 0)
+	/* Compare without the address extension ("user+ext@" is "user@"),
+	 * and take an unqualified "postmaster" (RFC 5321 section 4.1.1.3)
+	 * as a local part. */
+	if (at != NULL && delims != NULL && *delims != '\0') {
+		size_t llen = (size_t)(at - address);
+		size_t cut = strcspn(address, delims);
+		if (cut > 0 && cut < llen &&
+		    strlen(address) - llen + cut < sizeof(buf)) {
+			memcpy(buf, address, cut);
+			snprintf(buf + cut, sizeof(buf) - cut, "%s", at);
+			address = buf;
+			at = strrchr(address, '@');
+		}
+	}
+	const char *domain = at ? at + 1 : "";
+	size_t llen = at ? (size_t)(at - address) : strlen(address);
+
+	if (at != NULL && strcasecmp(pattern, address) == 0)
 		return 3000;
 	if (plen > 0 && pattern[plen - 1] == '@') {
-		if (at && (size_t)(at - address) + 1 == plen &&
-		    strncasecmp(pattern, address, plen) == 0)
+		if (llen + 1 == plen && strncasecmp(pattern, address, llen) == 0)
 			return 2000;
 		return -1;
 	}
-	if (strchr(pattern, '@') != NULL)
+	if (strchr(pattern, '@') != NULL || *domain == '\0')
 		return -1;
 	if (strcasecmp(pattern, domain) == 0)
 		return 1000 + (int)plen;
@@ -908,36 +958,52 @@ static int addr_pattern_score(const char *pattern, const char *address)
 	return -1;
 }
 
+/* Most override sections one message can match; more are ignored (a
+ * configuration with that many nested patterns is a mistake). */
+#define CONF_MATCHES_MAX 32
+
 void conf_policy_for(const struct conf *c, const struct addr *client,
 		     const char *sender, const char *recipient,
 		     struct conf_policy *out)
 {
 	*out = c->policy; /* strings borrowed from c */
 	for (int kind = CONF_OV_CLIENT; kind <= CONF_OV_RECIPIENT; kind++) {
-		const struct conf_override *best = NULL;
-		int best_score = -1;
-		for (size_t i = 0; i < c->noverrides; i++) {
+		const struct conf_override *m[CONF_MATCHES_MAX];
+		int score[CONF_MATCHES_MAX];
+		size_t n = 0;
+		for (size_t i = 0; i < c->noverrides && n < CONF_MATCHES_MAX;
+		     i++) {
 			const struct conf_override *ov = &c->overrides[i];
-			int score = -1;
+			int sc = -1;
 			if ((int)ov->kind != kind)
 				continue;
 			if (kind == CONF_OV_CLIENT) {
 				if (client && cidr_match(&ov->net, client))
-					score = ov->net.prefix;
+					sc = ov->net.prefix;
 			} else {
 				const char *a = kind == CONF_OV_SENDER
 							? sender
 							: recipient;
 				if (a && *a)
-					score = addr_pattern_score(ov->pattern,
-								   a);
+					sc = addr_pattern_score(
+						ov->pattern, a,
+						c->recipient_delimiter);
 			}
-			if (score > best_score) {
-				best = ov;
-				best_score = score;
+			if (sc < 0)
+				continue;
+			/* insertion sort, least specific first */
+			size_t k = n++;
+			while (k > 0 && score[k - 1] > sc) {
+				m[k] = m[k - 1];
+				score[k] = score[k - 1];
+				k--;
 			}
+			m[k] = ov;
+			score[k] = sc;
 		}
-		if (best)
-			policy_apply(out, best, false);
+		/* Each option comes from the most specific matching section
+		 * that sets it. */
+		for (size_t k = 0; k < n; k++)
+			policy_apply(out, m[k], false);
 	}
 }

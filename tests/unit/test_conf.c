@@ -115,6 +115,14 @@ static void test_errors_name_file_and_line(void **state)
 		{"[spf]\nmailfrom_fail = bounce\n",
 		 "2: mailfrom_fail: unknown value"},
 		{"reply_deadline = 100\n", "1: reply_deadline: \"100\""},
+		{"[sender a.example]\ndelay = 1\n[sender A.example]\n",
+		 "3: section [sender A.example] repeats the one at line 1"},
+		{"[greylist]\ntext = caf\xc3\xa9 %s\n",
+		 " [greylist] text: only printable ASCII"},
+		{"[greylist]\ndelay = 10m\nretry_window = 5m\n",
+		 " [greylist]: "},
+		{"reply_deadline = 10\n[spf]\ntime_limit = 10\n",
+		 " [spf] time_limit (10s) must be below reply_deadline"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[512] = "";
@@ -191,11 +199,20 @@ static void test_override_precedence(void **state)
 	conf_policy_for(c, &a2, "alice@example.net", "postmaster@z.test", &p);
 	assert_int_equal(p.checks.n, 0);
 	assert_int_equal(p.delay, 40);
-	/* most specific recipient section wins alone (no merging of two
-	 * recipient sections) */
+	/* each option from the most specific section that sets it: bob's
+	 * section sets greylist.header, the domain's spf.header */
 	conf_policy_for(c, &a3, "x@other.test", "bob@example.org", &p);
 	assert_true(p.greylist_header);
-	assert_int_equal(p.spf_header, CONF_HDR_RECEIVED_SPF);
+	assert_int_equal(p.spf_header, CONF_HDR_NONE);
+	/* the extension does not hide the address; unqualified postmaster */
+	conf_policy_for(c, &a3, "x@other.test", "Bob+lists@example.org", &p);
+	assert_true(p.greylist_header);
+	conf_policy_for(c, &a3, "x@other.test", "postmaster", &p);
+	assert_int_equal(p.checks.n, 0);
+	conf_policy_for(c, &a3, "x@other.test", "postmaster+x@z.test", &p);
+	assert_int_equal(p.checks.n, 0);
+	conf_policy_for(c, &a3, "x@other.test", "postmasters@z.test", &p);
+	assert_int_equal(p.checks.n, 1);
 	conf_policy_for(c, &a3, "x@other.test", "carol@example.org", &p);
 	assert_false(p.greylist_header);
 	assert_int_equal(p.spf_header, CONF_HDR_NONE);
