@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Connections accepted per listener event, so a flood of connects does
@@ -47,6 +48,13 @@
  * choice: long enough for a peer to see the FIN, short enough not to hold
  * up a restart. */
 #define SERVER_LINGER_SEC 2
+/* After accept() fails for lack of descriptors or memory the listeners rest
+ * this long: the connection stays in the backlog and a level-triggered
+ * listener would otherwise spin on it, flooding the log. Our choice: short
+ * enough that Postfix hardly notices, long enough to cost no CPU. */
+#define SERVER_ACCEPT_PAUSE_MS 100
+/* At most one log line per this many seconds about such pauses. */
+#define SERVER_ACCEPT_LOG_SEC 10
 
 struct conn {
 	struct server *srv;
@@ -81,6 +89,9 @@ struct server {
 	bool stopping;
 	bool has_stream;
 	uint64_t refused_logged;
+	struct event *accept_resume;
+	time_t accept_logged_at; /* last log line about a pause, 0: none */
+	uint64_t accept_pauses;  /* pauses since that line */
 };
 
 static void conn_process(struct conn *c);
@@ -423,6 +434,40 @@ static void peer_name(const struct sockaddr_storage *ss, socklen_t len,
 	}
 }
 
+static void server_on_accept_resume(evutil_socket_t fd, short what,
+				    void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->stopping)
+		return;
+	for (size_t i = 0; i < s->ls.n; i++)
+		if (s->lev[i])
+			event_add(s->lev[i], NULL);
+}
+
+/* Out of descriptors (or memory): stop accepting for a moment. */
+static void server_pause_accept(struct server *s, const char *lname, int err)
+{
+	time_t now = time(NULL);
+	s->accept_pauses++;
+	if (s->accept_logged_at == 0 ||
+	    now - s->accept_logged_at >= SERVER_ACCEPT_LOG_SEC) {
+		log_warn("accept on %s: %s; not accepting for %d ms "
+			 "(%llu time(s) since the last such message)",
+			 lname, strerror(err), SERVER_ACCEPT_PAUSE_MS,
+			 (unsigned long long)s->accept_pauses);
+		s->accept_logged_at = now;
+		s->accept_pauses = 0;
+	}
+	for (size_t i = 0; i < s->ls.n; i++)
+		if (s->lev[i])
+			event_del(s->lev[i]);
+	struct timeval tv = {0, SERVER_ACCEPT_PAUSE_MS * 1000};
+	event_add(s->accept_resume, &tv);
+}
+
 static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct server *s = arg;
@@ -437,8 +482,11 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				server_pause_accept(s, lname, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+				 errno != EINTR && errno != ECONNABORTED)
 				log_warn("accept on %s: %s", lname,
 					 strerror(errno));
 			return;
@@ -556,6 +604,7 @@ struct server *server_new(struct event_base *base, struct listen_set *ls,
 	s->sig_int = evsignal_new(base, SIGINT, server_on_signal, s);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	s->accept_resume = evtimer_new(base, server_on_accept_resume, s);
 	s->tick = event_new(base, -1, EV_PERSIST, server_on_tick, s);
 	struct timeval tv = {0, SERVER_TICK_MS * 1000};
 	event_add(s->tick, &tv);
@@ -611,6 +660,7 @@ void server_free(struct server *s)
 	event_free(s->sig_term);
 	event_free(s->sig_int);
 	event_free(s->tick);
+	event_free(s->accept_resume);
 	conf_unref(s->conf);
 	free(s->conf_file);
 	free(s);
