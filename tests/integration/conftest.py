@@ -23,6 +23,7 @@ status), kill9().
 """
 
 import os
+import resource
 import signal
 import socket
 import stat
@@ -42,7 +43,8 @@ class Daemon:
     """One `greyspf serve` process with its generated config and log."""
 
     def __init__(self, workdir, listen=("inet",), user="nobody", top=None,
-                 store=None, greylist=None, extra="", name="d"):
+                 store=None, greylist=None, extra="", name="d",
+                 nofile=None):
         self.workdir = Path(workdir)
         self.name = name
         self.conf = self.workdir / f"{name}.conf"
@@ -76,6 +78,7 @@ class Daemon:
         self.greylist = {"delay": "1", "auto_whitelist": "0"}
         self.greylist.update(greylist or {})
         self.extra = extra
+        self.nofile = nofile  # RLIMIT_NOFILE for the daemon, or None
         self.proc = None
         self.finished = False
         self.write()
@@ -103,9 +106,14 @@ class Daemon:
         self.finished = False
         served = self.log().count(" serving (store ")
         self._logf = open(self.logpath, "ab")
+        def limits(n=self.nofile):
+            if n is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
         self.proc = subprocess.Popen([BIN, "serve", "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL,
-                                     stdout=self._logf, stderr=self._logf)
+                                     stdout=self._logf, stderr=self._logf,
+                                     preexec_fn=limits)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

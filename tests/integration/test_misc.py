@@ -172,3 +172,31 @@ def test_connection_churn_leaves_no_connection_behind(daemon):
     d.signal(signal.SIGTERM)
     assert d.stop() == 0
     assert "stopping: 0 connection(s) open" in d.msgs(), d.msgs()[-3:]
+
+
+def test_out_of_descriptors_pauses_instead_of_spinning(daemon):
+    import socket
+    d = daemon(nofile=40)
+    conns = [socket.create_connection(("127.0.0.1", d.port))
+             for _ in range(60)]  # more than the daemon has descriptors
+    with open(f"/proc/{d.proc.pid}/stat") as f:
+        before = sum(int(x) for x in f.read().split()[13:15])
+    time.sleep(1.0)
+    with open(f"/proc/{d.proc.pid}/stat") as f:
+        cpu = sum(int(x) for x in f.read().split()[13:15]) - before
+    warnings = d.log_lines("Too many open files")
+    assert cpu < 30, f"{cpu} ticks of CPU in 1 s while out of descriptors"
+    assert 1 <= len(warnings) <= 2, len(warnings)
+    assert warnings[0].endswith("Too many open files; not accepting for "
+                                "100 ms (1 time(s) since the last such "
+                                "message)")
+    for c in conns[:40]:
+        c.close()
+    time.sleep(0.3)
+    # The connections left in the backlog are accepted and served.
+    from helpers import PolicyClient
+    c = PolicyClient(conns[-1])
+    assert c.request(req()) == DEFER1
+    assert d.client().request(req()) == DEFER1
+    for c in conns[40:]:
+        c.close()
