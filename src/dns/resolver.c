@@ -145,6 +145,9 @@ struct dns_query {
 struct dns_resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;
+	/* libunbound's own diagnostics go here (/dev/null), never to
+	 * stderr: in spawn mode stderr is the Postfix socket. */
+	FILE *ub_log;
 	struct event *ub_event;
 	struct timeval timeout;
 	struct dns_query *head;
@@ -639,6 +642,12 @@ struct dns_resolver *dns_resolver_new(struct event_base *base,
 		free(r);
 		return NULL;
 	}
+	r->ub_log = fopen("/dev/null", "we");
+	if (r->ub_log == NULL || ub_ctx_debugout(r->ctx, r->ub_log) != 0 ||
+	    ub_ctx_debuglevel(r->ctx, 0) != 0) {
+		snprintf(err, errsize, "cannot silence unbound's log");
+		goto fail;
+	}
 	rc = ub_ctx_async(r->ctx, 1);
 	if (rc != 0) {
 		snprintf(err, errsize, "unbound async mode: %s",
@@ -658,6 +667,8 @@ fail:
 	if (r->ub_event)
 		event_free(r->ub_event);
 	ub_ctx_delete(r->ctx);
+	if (r->ub_log)
+		fclose(r->ub_log);
 	free(r);
 	return NULL;
 }
@@ -672,6 +683,8 @@ void dns_resolver_free(struct dns_resolver *r)
 	/* Stops the resolver thread; callbacks of pending queries are not
 	 * called, so our records can be freed after. */
 	ub_ctx_delete(r->ctx);
+	if (r->ub_log)
+		fclose(r->ub_log);
 	for (q = r->head; q; q = next) {
 		next = q->next;
 		free_query(q);
