@@ -23,10 +23,10 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +139,33 @@ static void stop_signals(int how)
 	sigprocmask(how, &set, NULL);
 }
 
+/* Descriptors needed besides the connections: listeners, store, log, DNS,
+ * metrics; our estimate with room to spare. */
+#define SERVE_FD_RESERVE 64
+
+/* The default soft RLIMIT_NOFILE (1024) is below the default
+ * max_connections (4096): raise it as far as the hard limit allows, and
+ * say so when that is not enough (the server then pauses accepting while
+ * descriptors are short). */
+static void raise_fd_limit(const struct conf *c)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)c->max_connections + SERVE_FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	struct rlimit nrl = rl;
+	nrl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+			       ? want
+			       : rl.rlim_max;
+	if (nrl.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nrl) == 0)
+		rl = nrl;
+	if (rl.rlim_cur < want)
+		log_warn("only %llu file descriptors (RLIMIT_NOFILE) for "
+			 "max_connections = %lld: raise the limit or lower "
+			 "max_connections",
+			 (unsigned long long)rl.rlim_cur, c->max_connections);
+}
+
 static size_t metrics_conns(void *arg)
 {
 	return server_connections(arg);
@@ -169,6 +196,8 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 	}
 	if (c->debug)
 		log_set_level(LOG_LVL_DEBUG);
+	if (!spawn)
+		raise_fd_limit(c);
 
 	struct engine_lists *lists = engine_lists_load(c, err, sizeof(err));
 	struct listen_set ls = {0};
