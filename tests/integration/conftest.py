@@ -106,9 +106,10 @@ class Daemon:
         self.finished = False
         served = self.log().count(" serving (store ")
         self._logf = open(self.logpath, "ab")
-        def limits(n=self.nofile):
+        def limits(n=self.nofile):  # n: a limit, or (soft, hard)
             if n is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+                resource.setrlimit(resource.RLIMIT_NOFILE,
+                                   n if isinstance(n, tuple) else (n, n))
 
         self.proc = subprocess.Popen([BIN, "serve", "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL,

@@ -200,3 +200,16 @@ def test_out_of_descriptors_pauses_instead_of_spinning(daemon):
     assert d.client().request(req()) == DEFER1
     for c in conns[40:]:
         c.close()
+
+
+def test_descriptor_limit_raised_for_max_connections(daemon):
+    d = daemon(nofile=(256, 8192), top={"max_connections": "2000"})
+    with open(f"/proc/{d.proc.pid}/limits") as f:
+        line = [l for l in f if l.startswith("Max open files")][0]
+    assert line.split()[3:5] == ["2064", "8192"], line
+    assert not d.log_lines("file descriptors (RLIMIT_NOFILE)")
+    # When the hard limit is too low, it says so.
+    e = daemon(nofile=(64, 100), top={"max_connections": "2000"})
+    assert "warning: only 100 file descriptors (RLIMIT_NOFILE) for " \
+        "max_connections = 2000: raise the limit or lower " \
+        "max_connections" in e.msgs()
