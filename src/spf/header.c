@@ -62,15 +62,29 @@ static bool is_dot_atom(const char *s)
 	return true;
 }
 
+/* How much of an untrusted value to copy: all of it, or, when longer than
+ * SPF_HEADER_VALUE_MAX, a prefix that leaves room for "..." so a reader
+ * can tell the value was cut. */
+static size_t value_keep(const char *s, bool *cut)
+{
+	size_t n = strnlen(s, SPF_HEADER_VALUE_MAX + 1);
+	*cut = n > SPF_HEADER_VALUE_MAX;
+	return *cut ? SPF_HEADER_VALUE_MAX - 3 : n;
+}
+
 static void put_quoted(struct hbuf *b, const char *s)
 {
+	bool cut;
+	size_t n = value_keep(s, &cut);
 	put(b, '"');
-	for (size_t i = 0; s[i] != '\0' && i < SPF_HEADER_VALUE_MAX; i++) {
+	for (size_t i = 0; i < n; i++) {
 		char c = safe((unsigned char)s[i]);
 		if (c == '"' || c == '\\')
 			put(b, '\\');
 		put(b, c);
 	}
+	if (cut)
+		puts_raw(b, "...");
 	put(b, '"');
 }
 
@@ -85,12 +99,16 @@ static void put_value(struct hbuf *b, const char *s, bool always_quote)
 /* Text inside a comment: ctext or quoted-pair. */
 static void put_ctext(struct hbuf *b, const char *s)
 {
-	for (size_t i = 0; s[i] != '\0' && i < SPF_HEADER_VALUE_MAX; i++) {
+	bool cut;
+	size_t n = value_keep(s, &cut);
+	for (size_t i = 0; i < n; i++) {
 		char c = safe((unsigned char)s[i]);
 		if (c == '(' || c == ')' || c == '\\')
 			put(b, '\\');
 		put(b, c);
 	}
+	if (cut)
+		puts_raw(b, "...");
 }
 
 static void put_kv(struct hbuf *b, const char *key, const char *value,
@@ -166,7 +184,7 @@ static void put_comment(struct hbuf *b, const struct spf_header_info *h,
 		put_identity_words(b, h);
 		break;
 	case SPF_PERMERROR:
-		puts_raw(b, "permanent error in the SPF record of ");
+		puts_raw(b, "permanent error checking ");
 		put_identity_words(b, h);
 		break;
 	}

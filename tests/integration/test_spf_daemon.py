@@ -69,10 +69,10 @@ H_NEUTRAL = rspf("neutral", "192.0.2.99 is neither permitted nor denied by "
 H_NONE = rspf("none", "domain of user@none.example.com does not designate "
               "permitted sender hosts", FAIL_IP, "user@none.example.com")
 # The problem is cut at SPF_HEADER_VALUE_MAX (96) bytes in the header.
-H_PERMERROR = rspf("permerror", "permanent error in the SPF record of "
+H_PERMERROR = rspf("permerror", "permanent error checking "
                    "domain of user@permerror.example.com", FAIL_IP,
                    "user@permerror.example.com",
-                   problem=PERMERROR_PROBLEM[:96])
+                   problem=PERMERROR_PROBLEM[:93] + "...")
 H_TEMPERROR = rspf("temperror", "temporary error checking domain of "
                    "user@timeout.example.com", FAIL_IP,
                    "user@timeout.example.com", problem=TIMEOUT_PROBLEM)

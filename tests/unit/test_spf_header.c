@@ -90,7 +90,7 @@ static void received_each_result(void **state)
 	spf_header_received(&h, buf, sizeof(buf));
 	assert_string_equal(
 	    buf, "Received-SPF: permerror (mybox.example.org: permanent "
-		 "error in the SPF record of domain of myname@example.com) "
+		 "error checking domain of myname@example.com) "
 		 "client-ip=192.0.2.1; envelope-from=\"myname@example.com\"; "
 		 "helo=foo.example.com; receiver=mybox.example.org; "
 		 "identity=mailfrom; problem=\"syntax error in record of "
@@ -168,6 +168,20 @@ static void line_length_and_truncation(void **state)
 	int n = spf_header_received(&h, buf, sizeof(buf));
 	assert_true(n > 0);
 	assert_true(n <= 998); /* RFC 5322 section 2.1.1 */
+	/* A cut value says so: its kept prefix ends in "..." inside the
+	 * quotes, and exactly SPF_HEADER_VALUE_MAX bytes of it are there. */
+	char want[SPF_HEADER_VALUE_MAX + 40];
+	snprintf(want, sizeof(want), "envelope-from=\"%.*s...\";",
+		 SPF_HEADER_VALUE_MAX - 3, big);
+	assert_non_null(strstr(buf, want));
+	/* A value exactly at the bound is kept whole, with no marker. */
+	big[SPF_HEADER_VALUE_MAX] = '\0';
+	h.sender = big;
+	assert_true(spf_header_received(&h, buf, sizeof(buf)) > 0);
+	snprintf(want, sizeof(want), "envelope-from=\"%.*s\";",
+		 SPF_HEADER_VALUE_MAX, big);
+	assert_non_null(strstr(buf, want));
+	big[SPF_HEADER_VALUE_MAX] = 'x';
 	n = spf_header_auth_results(big, &h, buf, sizeof(buf));
 	assert_true(n > 0 && n <= 998);
 	/* Too small a buffer: -1 and an empty string. */
