@@ -22,6 +22,10 @@
 #   REPEAT_RATIO=0.5    fraction of requests reusing an earlier triplet
 #   ATTRS=full          full (29 attributes, as Postfix 3.7) or minimal
 #   BACKENDS="lmdb redis redis-unix redis-hmac"
+#   ROUNDS=1            runs of every backend, alternating (lmdb, redis, ...,
+#                       lmdb, redis, ...); the report gives each backend's
+#                       median run and the range, so a busy machine shows
+#                       as spread rather than as a wrong ratio
 #   BUILD=build-redis   build directory for greyspf and loadgen (built here)
 #   GREYSPF=            the daemon binary (default $BUILD/greyspf)
 #   JSON_OUT=FILE       also write all results as one JSON object to FILE
@@ -35,6 +39,7 @@ CONNECTIONS=${CONNECTIONS:-100}
 REPEAT_RATIO=${REPEAT_RATIO:-0.5}
 ATTRS=${ATTRS:-full}
 BACKENDS=${BACKENDS:-lmdb redis redis-unix redis-hmac}
+ROUNDS=${ROUNDS:-1}
 BUILD=${BUILD:-build-redis}
 JSON_OUT=${JSON_OUT:-}
 PY=/usr/bin/python3
@@ -147,7 +152,7 @@ loadgen_args=(-c "$CONNECTIONS" -r "$REPEAT_RATIO" --attrs "$ATTRS"
 	--seed "$SEED" --json)
 
 run_backend() {
-	local name=$1 store port pid c0 c1 r0 r1 hz
+	local name=$1 out=$2 store port pid c0 c1 r0 r1 hz
 	port=$(free_port)
 	case $name in
 	lmdb) store="backend = lmdb
@@ -201,78 +206,98 @@ EOF
 	c0=$(cpu_ticks "$pid")
 	r0=$(cpu_ticks "$RPID")
 	"$LOADGEN" "${loadgen_args[@]}" -d "$DURATION" "inet:127.0.0.1:$port" \
-		>"$TMP/$name.json"
+		>"$TMP/$out.json"
 	c1=$(cpu_ticks "$pid")
 	r1=$(cpu_ticks "$RPID")
 	hz=$(getconf CLK_TCK)
 	awk -v a="$c0" -v b="$c1" -v hz="$hz" -v s="$DURATION" \
-		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' >"$TMP/$name.cpu"
+		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' >"$TMP/$out.cpu"
 	awk -v a="$r0" -v b="$r1" -v hz="$hz" -v s="$DURATION" \
-		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' >"$TMP/$name.rcpu"
+		'BEGIN {printf "%.0f\n", (b - a) / hz / s * 100}' >"$TMP/$out.rcpu"
 	if ! kill -0 "$pid" 2>/dev/null; then
 		echo "   $name: greyspf died during the run" >&2
 	fi
-	grep -c "store error" "$TMP/$name.log" >"$TMP/$name.storeerr"
+	grep -c "store error" "$TMP/$name.log" >"$TMP/$out.storeerr"
 	stop "$pid"
 }
 
-for b in $BACKENDS; do
-	run_backend "$b"
+for ((round = 1; round <= ROUNDS; round++)); do
+	for b in $BACKENDS; do
+		run_backend "$b" "$b.$round"
+	done
 done
 
 # ---- report ----
 echo
-printf "%-11s %5s %12s %8s %8s %8s %6s %7s %9s %9s\n" backend secs \
-	decisions/s p50_ms p99_ms max_ms errors srv_cpu redis_cpu store_err
-for name in $BACKENDS; do
-	f=$TMP/$name.json
-	[ -s "$f" ] || continue
-	rc=$(cat "$TMP/$name.rcpu")
-	[ "$name" = lmdb ] && rc=-
-	printf "%-11s %5.1f %12.0f %8.3f %8.3f %8.3f %6s %6s%% %8s%% %9s\n" \
-		"$name" "$(jget "$f" seconds)" "$(jget "$f" requests_per_s)" \
-		"$(jget "$f" latency_ms.p50)" "$(jget "$f" latency_ms.p99)" \
-		"$(jget "$f" latency_ms.max)" "$(jget "$f" errors)" \
-		"$(cat "$TMP/$name.cpu")" "$rc" "$(cat "$TMP/$name.storeerr")"
-done
-echo
-for name in $BACKENDS; do
-	[ -s "$TMP/$name.json" ] &&
-		echo "actions $name: $(jget "$TMP/$name.json" actions)"
-done
-echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO, seed $SEED;" \
-	"$(nproc) CPUs shared by loadgen, greyspf and redis-server ($("$REDIS_SERVER" --version | awk '{print $3}'));" \
-	"load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-for name in $BACKENDS; do
-	[ "$name" = lmdb ] && continue
-	a=$TMP/$name.json b=$TMP/lmdb.json
-	[ -s "$a" ] && [ -s "$b" ] || continue
-	awk -v ra="$(jget "$a" requests_per_s)" -v rb="$(jget "$b" requests_per_s)" \
-		-v pa="$(jget "$a" latency_ms.p99)" -v pb="$(jget "$b" latency_ms.p99)" \
-		-v n="$name/lmdb" 'BEGIN {
-		printf "%-17s decisions/s x%.2f   p99 x%.2f\n", n,
-			(rb > 0 ? ra / rb : 0), (pb > 0 ? pa / pb : 0) }'
-done
-
-if [ -n "$JSON_OUT" ]; then
-	$PY - "$TMP" "$JSON_OUT" $BACKENDS <<'EOF'
+$PY - "$TMP" "$ROUNDS" "$JSON_OUT" $BACKENDS <<'EOF'
 import json, os, sys
-tmp, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-res = {}
+tmp, rounds, out, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+
+
+def read(path):
+    try:
+        return int(open(path).read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+runs = {}
 for name in names:
-    p = os.path.join(tmp, name + ".json")
-    if not os.path.exists(p) or os.path.getsize(p) == 0:
+    for r in range(1, rounds + 1):
+        p = os.path.join(tmp, f"{name}.{r}")
+        if not os.path.exists(p + ".json") or os.path.getsize(p + ".json") == 0:
+            continue
+        runs.setdefault(name, []).append({
+            "load": json.load(open(p + ".json")),
+            "greyspf_cpu_percent": read(p + ".cpu"),
+            "redis_cpu_percent": read(p + ".rcpu"),
+            "store_errors_logged": read(p + ".storeerr"),
+        })
+
+
+def median_run(rs):
+    rs = sorted(rs, key=lambda x: x["load"]["requests_per_s"])
+    return rs[(len(rs) - 1) // 2]
+
+
+print("%-11s %4s %12s %15s %8s %8s %8s %6s %7s %9s %9s" % (
+    "backend", "runs", "decisions/s", "range", "p50_ms", "p99_ms", "max_ms",
+    "errors", "srv_cpu", "redis_cpu", "store_err"))
+med = {}
+for name in names:
+    if name not in runs:
         continue
-    r = {"load": json.load(open(p))}
-    for key, suffix in (("greyspf_cpu_percent", ".cpu"),
-                        ("redis_cpu_percent", ".rcpu"),
-                        ("store_errors_logged", ".storeerr")):
-        try:
-            r[key] = int(open(os.path.join(tmp, name + suffix)).read())
-        except (OSError, ValueError):
-            pass
-    res[name] = r
-json.dump(res, open(out, "w"), indent=1)
+    rs = runs[name]
+    m = med[name] = median_run(rs)
+    rates = [x["load"]["requests_per_s"] for x in rs]
+    lat = m["load"]["latency_ms"]
+    print("%-11s %4d %12.0f %7.0f-%-7.0f %8.3f %8.3f %8.3f %6d %6s%% %8s%% %9s"
+          % (name, len(rs), m["load"]["requests_per_s"], min(rates),
+             max(rates), lat["p50"], lat["p99"], lat["max"],
+             m["load"]["errors"], m["greyspf_cpu_percent"],
+             "-" if name == "lmdb" else m["redis_cpu_percent"],
+             m["store_errors_logged"]))
+print()
+for name in med:
+    acts = " ".join(f"{a}={n}" for a, n in med[name]["load"]["actions"].items())
+    print(f"actions {name} (median run): {acts}")
+if "lmdb" in med:
+    b = med["lmdb"]["load"]
+    for name in med:
+        if name == "lmdb":
+            continue
+        a = med[name]["load"]
+        print("%-17s decisions/s x%.2f   p99 x%.2f" % (
+            name + "/lmdb",
+            a["requests_per_s"] / b["requests_per_s"]
+            if b["requests_per_s"] else 0,
+            a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
+            if b["latency_ms"]["p99"] else 0))
+if out:
+    json.dump(runs, open(out, "w"), indent=1)
+    print(f"results written to {out}")
 EOF
-	echo "results written to $JSON_OUT"
-fi
+echo "mix: $CONNECTIONS connections, attrs $ATTRS, repeat ratio $REPEAT_RATIO," \
+	"seed $SEED, ${DURATION}s per run; $(nproc) CPUs shared by loadgen," \
+	"greyspf and redis-server ($("$REDIS_SERVER" --version | awk '{print $3}'));" \
+	"load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
