@@ -413,3 +413,40 @@ def test_sigterm_stops_accepting_and_delivers_pending_replies(daemon):
     assert len(got) > 0 and len(got) % len(unit) == 0, d.msgs()[-4:]
     assert got == unit * (len(got) // len(unit))
     b.expect_closed()
+
+
+@pytest.fixture
+def tiny_fs(workdir):
+    """A 256 KiB tmpfs (needs mount privileges; skipped without)."""
+    mnt = workdir / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755",
+                        "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (src/store/lmdb.c): with "
+                   "MDB_WRITEMAP a full file system kills the daemon with "
+                   "SIGBUS instead of a store error")
+def test_full_file_system_is_a_store_error_not_a_crash(daemon, tiny_fs):
+    d = daemon(store={"path": str(tiny_fs / "db"),
+                      "on_store_error": "defer"})
+    c = d.client()
+    store_fail = ("DEFER 4.3.0 Temporary greylist store failure, please "
+                  "try again later")
+    replies = set()
+    for _ in range(3000):
+        try:
+            r = c.request(req(client="192.0.2.5",
+                              sender="x" * 200 + "@example.net"))
+        except (OSError, AssertionError):
+            break
+        replies.add(r)
+        if r == store_fail:
+            break
+    assert d.running(), f"daemon died: {d.proc.returncode}"
+    assert store_fail in replies
+    assert any(m.startswith("warning: store error: ") for m in d.msgs())
