@@ -129,7 +129,7 @@
 /* Longest Redis key: prefix, table letter, ':' and a raw store key. */
 #define REDIS_RKEY_MAX (REDIS_PREFIX_MAX + 2 + STORE_KEY_MAX)
 /* Hex digits of a hashed key (HMAC-SHA256). */
-#define REDIS_HASH_HEX (2 * SHA256_DIGEST_SIZE)
+#define REDIS_HASH_HEX ((size_t)2 * SHA256_DIGEST_SIZE)
 /* Longest value accepted back from Redis: a record is STORE_REC_SIZE; a
  * longer value under our prefix is not ours and fails the operation. */
 #define REDIS_VALUE_MAX 64
@@ -1095,7 +1095,9 @@ static void op_timer(evutil_socket_t fd, short what, void *arg)
 		struct timeval now, left = {0, 0};
 		op->starting = false;
 		event_base_gettimeofday_cached(s->evbase, &now);
-		if (timercmp(&op->deadline, &now, >))
+		if (op->deadline.tv_sec > now.tv_sec ||
+		    (op->deadline.tv_sec == now.tv_sec &&
+		     op->deadline.tv_usec > now.tv_usec))
 			timersub(&op->deadline, &now, &left);
 		evtimer_add(op->timer, &left);
 		if (!op->confirmed || op->version != sl->version) {
@@ -1164,7 +1166,7 @@ static void conn_drop(struct redis_store *s, const char *why, bool free_ac)
 	if (ac != NULL && free_ac)
 		redisAsyncFree(ac);
 	struct timeval tv = {s->backoff_ms / 1000,
-			     (s->backoff_ms % 1000) * 1000};
+			     (suseconds_t)(s->backoff_ms % 1000) * 1000};
 	evtimer_add(s->reconnect_ev, &tv);
 	s->backoff_ms = s->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS
 			    ? REDIS_BACKOFF_MAX_MS
@@ -1193,32 +1195,35 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 		  false);
 }
 
-/* Reply to AUTH or SELECT: an error ends the connection. */
+/* Reply to AUTH or SELECT: an error ends the connection. The callbacks'
+ * type is hiredis's redisCallbackFn, hence the non-const ac. */
+// cppcheck-suppress constParameter
 static void handshake_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct redis_store *s = priv;
 	redisReply *reply = r;
-	char why[REDIS_ERR_MAX];
 
 	if (reply == NULL || ac != s->ac || s->closing)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
+		char why[REDIS_ERR_MAX];
 		snprintf(why, sizeof(why), "handshake: %.200s", reply->str);
 		conn_drop(s, why, true);
 	}
 }
 
+// cppcheck-suppress constParameter
 static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct redis_store *s = priv;
 	redisReply *reply = r;
-	char why[REDIS_ERR_MAX];
 
 	if (reply == NULL || ac != s->ac || s->closing ||
 	    s->state != CONN_CONNECTING)
 		return;
 	if (reply->type != REDIS_REPLY_STRING ||
 	    reply->len != sizeof(s->sha) - 1) {
+		char why[REDIS_ERR_MAX];
 		snprintf(why, sizeof(why), "SCRIPT LOAD: %.200s",
 			 reply->type == REDIS_REPLY_ERROR ? reply->str
 							  : "unexpected reply");
@@ -1267,7 +1272,6 @@ static int handshake_argv(const struct redis_target *t, int which,
 static void conn_start(struct redis_store *s)
 {
 	redisAsyncContext *ac;
-	char why[REDIS_ERR_MAX];
 
 	if (s->state != CONN_DOWN || s->closing)
 		return;
@@ -1277,6 +1281,7 @@ static void conn_start(struct redis_store *s)
 		ac = redisAsyncConnect(s->tgt.host, s->tgt.port);
 	s->state = CONN_CONNECTING;
 	if (ac == NULL || ac->err) {
+		char why[REDIS_ERR_MAX];
 		snprintf(why, sizeof(why), "%s",
 			 ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -1769,10 +1774,12 @@ static void redis_close(struct store *st)
 	}
 	/* Operations still waiting are dropped without `done`: the daemon
 	 * closes the store only after the requests in flight finished. */
-	while (s->ops != NULL) {
-		s->ops->inflight = false;
-		op_free(s->ops);
+	for (struct redis_op *op = s->ops, *next; op != NULL; op = next) {
+		next = op->next;
+		event_free(op->timer);
+		free(op);
 	}
+	s->ops = NULL;
 	for (size_t b = 0; b < REDIS_SLOT_BUCKETS; b++)
 		while (s->slots[b] != NULL) {
 			struct redis_slot *sl = s->slots[b];

@@ -76,7 +76,7 @@ static void compress(uint32_t h[8], const unsigned char *p)
 	uint32_t w[64];
 	uint32_t a, b, c, d, e, f, g, hh;
 
-	for (int t = 0; t < 16; t++)
+	for (size_t t = 0; t < 16; t++)
 		w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
 		       (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
 	for (int t = 16; t < 64; t++)
@@ -162,7 +162,7 @@ void sha256_final(struct sha256_ctx *c, unsigned char out[SHA256_DIGEST_SIZE])
 		c->buf[SHA256_BLOCK_SIZE - 1 - i] =
 		    (unsigned char)(bits >> (8 * i));
 	compress(c->h, c->buf);
-	for (int i = 0; i < 8; i++) {
+	for (size_t i = 0; i < 8; i++) {
 		out[4 * i] = (unsigned char)(c->h[i] >> 24);
 		out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
 		out[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
@@ -214,8 +214,8 @@ void hmac_sha256_with(const struct hmac_sha256_key *k, const void *msg,
 	sha256_final(&c, out);
 }
 
-void hmac_sha256(const void *key, size_t keylen, const void *msg,
-		 size_t msglen, unsigned char out[SHA256_DIGEST_SIZE])
+void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+		 unsigned char out[SHA256_DIGEST_SIZE])
 {
 	struct hmac_sha256_key k;
 
