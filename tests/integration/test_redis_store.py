@@ -283,3 +283,19 @@ def test_redis_prefix_and_database(daemon, redis_server):
     assert redis_server.keys() == []  # database 0 is untouched
     out = redis_server.cli("-n", "5", "--scan")
     assert out.startswith("mx1:t:")
+
+
+def test_spawn_mode_shares_the_greylist(daemon, spawn, redis_server):
+    """`greyspf policy` (one process per Postfix connection) on the same
+    Redis as a daemon: what one defers, the other knows."""
+    d = mx(daemon, redis_server, "mx")
+    p = spawn(d.conf)
+    first = req(client="192.0.2.10", sender="alice@example.net",
+                recipient="bob@example.org")
+    assert p.request(first) == DEFER1
+    early = retry(first)
+    assert d.client().request(early) == DEFER1
+    assert any(m.startswith(logline("Pending greylisting", early) + ";")
+               for m in d.msgs())
+    time.sleep(1.1)
+    assert p.request(retry(first)) == "DUNNO"
