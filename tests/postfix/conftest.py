@@ -63,6 +63,11 @@ def pf_mode(request, snippets):
         raise
     yield env
     env.stop()
+    reports = env.sanitizer_reports()
+    if reports:
+        pytest.fail(f"sanitizer reports ({request.param} mode, kept "
+                    f"{root}):\n" +
+                    "\n".join(reports)[-8000:], pytrace=False)
     if os.environ.get("GREYSPF_PF_KEEP"):
         print(f"kept {root}")
     else:

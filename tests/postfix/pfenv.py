@@ -26,9 +26,13 @@ delay = {GREYLIST_DELAY}s
 header = yes
 """
 
+# Seconds for spawned greyspf processes to exit once Postfix stopped.
+SPAWN_EXIT = 5
+
 # Daemon-wide keys the tests add before the guide's: the daemon's log goes
 # to a file the tests keep (greyspf.log next to Postfix's log).
-TEST_HEAD = "log = stderr\n"
+TEST_HEAD = "log = stderr\n" + ("debug = yes\n" if os.environ.get(
+    "GREYSPF_PF_DEBUG") else "")
 
 
 class Env:
@@ -57,9 +61,21 @@ class Env:
             self.pf.master_extra = subst(snippets["master.cf-spawn"])
         self.socket = self.pf.queue / "private" / "greyspf"
         self._net = itertools.count(1)
+        # A sanitizer build writes its reports to files here, from the
+        # daemon and from spawned processes alike (spawn(8) passes only
+        # export_environment, and stderr is the socket to Postfix).
+        self.sanitizer_dir = root / "log" / "sanitizer"
+        if h.sanitized(h.greyspf_bin()):
+            opts = h.sanitizer_env(self.sanitizer_dir)
+            self.gs.env = opts
+            self.pf.main_extra += "\nexport_environment = TZ MAIL_CONFIG LANG " \
+                + " ".join(f"{k}={v}" for k, v in opts.items()) + "\n"
 
     # -- life cycle -----------------------------------------------------
     def start(self):
+        if self.gs.env:
+            self.sanitizer_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.sanitizer_dir, 0o1777)
         self.gs.write_config()
         self.gs.check_config()
         if self.mode == "inet":
@@ -82,7 +98,21 @@ class Env:
     def stop(self):
         self.pf.stop()
         self.gs.stop()
+        # Spawned processes end on EOF once smtpd has gone; give them the
+        # time to (exit and) write any leak report before the SIGKILL.
+        try:
+            h.wait_for(lambda: not spawned_pids(self.gs.conf), SPAWN_EXIT,
+                       "spawned greyspf to exit")
+        except TimeoutError:
+            pass
         kill_spawned(self.gs.conf)
+
+    def sanitizer_reports(self):
+        """Texts of the sanitizer reports written so far."""
+        if not self.sanitizer_dir.is_dir():
+            return []
+        return [f.read_text(errors="replace")
+                for f in sorted(self.sanitizer_dir.iterdir())]
 
     # -- scenario helpers ----------------------------------------------
     def client(self):

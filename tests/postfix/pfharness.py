@@ -95,6 +95,24 @@ def doc_snippets(path=DOC):
     return snippets
 
 
+def sanitized(binary):
+    """True for a build with AddressSanitizer (-DGREYSPF_SANITIZE=ON)."""
+    try:
+        out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "libasan" in out
+
+
+def sanitizer_env(report_dir):
+    """ASAN/UBSAN options sending every report to a file in report_dir."""
+    return {"ASAN_OPTIONS": f"log_path={report_dir}/asan:detect_leaks=1",
+            "UBSAN_OPTIONS": f"log_path={report_dir}/ubsan:"
+                             "print_stacktrace=1"}
+
+
 def free_port():
     """A TCP port free on 127.0.0.1 now (the kernel picks it)."""
     with socket.socket() as s:
@@ -430,6 +448,7 @@ class Greyspf:
         self.head = head
         self.tail = tail
         self.proc = None
+        self.env = {}  # extra environment of the daemon (sanitizer options)
         self.user = ensure_user(DAEMON_USER)
 
     def write_config(self, text=None):
@@ -456,7 +475,8 @@ class Greyspf:
         err = open(self.errlog, "ab")
         self.proc = subprocess.Popen([greyspf_bin(), "serve", "-c",
                                       str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=err, stderr=err)
+                                     stdout=err, stderr=err,
+                                     env={**os.environ, **self.env})
         err.close()
 
         def up():

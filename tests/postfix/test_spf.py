@@ -133,8 +133,12 @@ def spf_env(snippets):
     finally:
         env.stop()
         dns.stop()
-        if not os.environ.get("GREYSPF_PF_KEEP"):
-            h.remove_root(root)
+    reports = env.sanitizer_reports()
+    if reports:
+        pytest.fail(f"sanitizer reports (kept {root}):\n" +
+                    "\n".join(reports)[-8000:], pytrace=False)
+    if not os.environ.get("GREYSPF_PF_KEEP"):
+        h.remove_root(root)
 
 
 @pytest.fixture
