@@ -166,6 +166,22 @@ static void raise_fd_limit(const struct conf *c)
 			 (unsigned long long)rl.rlim_cur, c->max_connections);
 }
 
+/* Spawn mode serves one stream on stdin/stdout. epoll(7) refuses regular
+ * files, so `greyspf policy < requests.txt` would hang; poll(2) takes any
+ * descriptor and costs nothing for one connection. */
+static struct event_base *new_base(bool spawn)
+{
+	if (!spawn)
+		return event_base_new();
+	struct event_config *cfg = event_config_new();
+	if (cfg == NULL)
+		return NULL;
+	event_config_avoid_method(cfg, "epoll");
+	struct event_base *b = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return b;
+}
+
 static size_t metrics_conns(void *arg)
 {
 	return server_connections(arg);
@@ -228,7 +244,7 @@ static int run(const char *cmd, int argc, char **argv, bool spawn)
 		log_err("%s", err);
 		goto out;
 	}
-	base = event_base_new();
+	base = new_base(spawn);
 	if (base == NULL) {
 		log_err("cannot create the event loop");
 		goto out;
