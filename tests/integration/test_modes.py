@@ -201,3 +201,20 @@ def test_request_without_recipient_is_dunno(daemon):
     c = d.client()
     assert c.request(req(client="192.0.2.33", recipient="",
                          protocol_state="MAIL")) == "DUNNO"
+
+
+def test_spawn_mode_reads_a_file_on_stdin(daemon, workdir):
+    # `greyspf policy < requests.txt`: handy for testing; must not hang.
+    import subprocess
+    from helpers import BIN, encode
+    d = daemon(start=False)
+    f = workdir / "requests.txt"
+    f.write_bytes(b"".join(encode(req(client="192.0.2.66"))
+                           for _ in range(3)))
+    with open(f, "rb") as stdin:
+        r = subprocess.run([BIN, "policy", "-c", str(d.conf)], stdin=stdin,
+                           capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (b"action=" + DEFER2.replace("2 seconds", "1 seconds")
+                        .encode() + b"\n\n") * 3, r.stdout
+    assert r.stderr == b""
