@@ -50,11 +50,14 @@ class Env:
             return (text.replace(h.DOC_PORT, str(self.gport))
                     .replace(h.DOC_BIN, h.greyspf_bin())
                     .replace(h.DOC_CONF, str(conf_path))
-                    .replace(h.DOC_QUEUE, str(self.pf.queue)))
+                    .replace(h.DOC_QUEUE, str(self.pf.queue))
+                    .replace(h.DOC_BACKUP_MX, h.TEST_BACKUP_MX))
 
         self.subst = subst
         self.gs = h.Greyspf(root, gs_head_extra +
-                            subst(snippets[f"greyspf.conf-{mode}"]), gs_tail)
+                            subst(snippets[f"greyspf.conf-{mode}"]),
+                            gs_tail + "\n" +
+                            subst(snippets["greyspf.conf-backup-mx"]))
         self.pf.main_extra = (subst(snippets[f"main.cf-{mode}"]) + "\n" +
                               subst(snippets["main.cf-policy"]))
         if mode == "spawn":

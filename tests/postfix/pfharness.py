@@ -40,6 +40,9 @@ DOC_PORT = "10023"
 DOC_BIN = "/usr/sbin/greyspf"
 DOC_CONF = "/etc/greyspf/greyspf.conf"
 DOC_QUEUE = "/var/spool/postfix"
+DOC_BACKUP_MX = "192.0.2.25"
+# The loopback address that plays the guide's backup MX in the tests.
+TEST_BACKUP_MX = "127.0.250.25"
 
 # A fenced block of the guide whose first line is "# greyspf-doc: NAME" is
 # the snippet NAME.

@@ -15,6 +15,7 @@ NEEDED = {
     "greyspf.conf-inet": [f"inet:127.0.0.1:{h.DOC_PORT}"],
     "greyspf.conf-unix": [f"unix:{h.DOC_QUEUE}/private/greyspf"],
     "greyspf.conf-spawn": [],
+    "greyspf.conf-backup-mx": [f"[client {h.DOC_BACKUP_MX}/32]"],
     "main.cf-inet": [f"inet:127.0.0.1:{h.DOC_PORT}"],
     "main.cf-unix": ["unix:private/greyspf"],
     "main.cf-spawn": ["unix:private/greyspf", "greyspf_time_limit"],
@@ -48,7 +49,8 @@ def test_greyspf_snippets_valid(snippets, tmp_path):
     """Each greyspf.conf snippet is accepted by `greyspf config`."""
     for mode in MODES:
         conf = tmp_path / f"{mode}.conf"
-        conf.write_text(snippets[f"greyspf.conf-{mode}"])
+        conf.write_text(snippets[f"greyspf.conf-{mode}"] + "\n" +
+                        snippets["greyspf.conf-backup-mx"])
         p = subprocess.run([h.greyspf_bin(), "config", "-c", str(conf)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=30)

@@ -132,6 +132,18 @@ def test_greyspf_down_default_action(env):
     assert_greylisted(s, 1)
 
 
+def test_backup_mx_not_greylisted(env):
+    """The guide's backup-MX override (checks off for that client) lets its
+    mail through at once, without an X-Greylist header."""
+    tag = f"{env.mode}-backupmx"
+    s = env.send(h.TEST_BACKUP_MX, f"nick.{tag}@sender.example.net",
+                 [f"olga.{tag}@{h.RCPT_DOMAIN}"], tag)
+    assert rcpt_codes(s) == [("250", "2.1.5")], s
+    assert s.data_end is not None and s.data_end.code == "250", s
+    (copy,) = env.pf.delivered(tag)
+    assert h.header_values(copy, "X-Greylist") == []
+
+
 def test_store_belongs_to_greyspf_user(env):
     """The greyspf processes (daemon after dropping root, or spawned with
     user=greyspf) wrote the store as the dedicated user."""
