@@ -108,6 +108,7 @@ for name, r in rows:
 print()
 print("fixture queries during the first greyspf run (warm-up included): %d"
       % q_first)
+print("load average at the end (1, 5, 15 min): %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
 print("ratio greyspf (one core, K=100) / pyspf cached:   %.1fx"
       % (g1["rate"] / p1["rate"]))
 print("ratio greyspf (one core, K=100) / pyspf uncached: %.1fx"
