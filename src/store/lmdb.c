@@ -72,13 +72,16 @@
 #include "util/sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -370,6 +373,82 @@ static void read_end(struct lmdb_store *s, MDB_txn *txn)
 
 /* Doubles the map. Only with no transaction of ours open: resizing remaps
  * the file under any reader. */
+/*
+ * Allocates the file's blocks up to size. With MDB_WRITEMAP, LMDB writes
+ * through a shared map of a sparse file: on a full file system the first
+ * write to a hole is a SIGBUS that kills the daemon. Reserving the blocks
+ * turns a full disk into an error at open or at growth instead. Returns 0
+ * or an errno value.
+ */
+static int reserve_file(int fd, off_t size)
+{
+	int rc;
+	do
+		rc = posix_fallocate(fd, 0, size);
+	while (rc == EINTR);
+	return rc;
+}
+
+/* Reserves the blocks of the data file (the map) and of the lock file. */
+static int reserve_store(struct lmdb_store *s, size_t mapsize,
+			 const char *path, char *err, size_t errsize)
+{
+	mdb_filehandle_t fd;
+	int rc = mdb_env_get_fd(s->env, &fd);
+	if (rc == 0)
+		rc = reserve_file(fd, (off_t)mapsize);
+	if (rc == 0) {
+		char lock[4096];
+		struct stat st;
+		snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
+		int lfd = open(lock, O_RDWR | O_CLOEXEC);
+		if (lfd >= 0) {
+			if (fstat(lfd, &st) == 0 && st.st_size > 0)
+				rc = reserve_file(lfd, st.st_size);
+			close(lfd);
+		}
+	}
+	if (rc != 0)
+		snprintf(err, errsize,
+			 "%s: cannot reserve %zu MiB of disk for the store: %s",
+			 path, mapsize >> 20, strerror(rc));
+	return rc;
+}
+
+/* Room for the lock file and LMDB's first pages besides the map. */
+#define LMDB_SPACE_MARGIN ((size_t)1 << 20)
+
+/*
+ * Before LMDB creates or maps anything: is there disk for the part of the
+ * map not yet allocated, plus a margin? mdb_env_open() itself writes
+ * through maps of sparse files (the lock file, a new data file), which on
+ * a full file system is a SIGBUS, not an error; reserve_store() closes the
+ * rest of the gap right after the open.
+ */
+static int space_check(const char *path, size_t mapsize, char *err,
+		       size_t errsize)
+{
+	char data[4096];
+	struct stat st;
+	struct statvfs vfs;
+	uint64_t have = 0;
+
+	snprintf(data, sizeof(data), "%s/data.mdb", path);
+	if (stat(data, &st) == 0)
+		have = (uint64_t)st.st_blocks * 512;
+	if (statvfs(path, &vfs) != 0)
+		return 0; /* cannot tell: let the open decide */
+	uint64_t need = (mapsize > have ? mapsize - have : 0) +
+			LMDB_SPACE_MARGIN;
+	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail >= need)
+		return 0;
+	snprintf(err, errsize,
+		 "%s: cannot reserve %zu MiB of disk for the store: %s", path,
+		 mapsize >> 20, strerror(ENOSPC));
+	return -1;
+}
+
 static int grow_map(struct lmdb_store *s)
 {
 	MDB_envinfo info;
@@ -385,6 +464,12 @@ static int grow_map(struct lmdb_store *s)
 		return MDB_MAP_FULL;
 	next = info.me_mapsize > LMDB_MAPSIZE_MAX / 2 ? LMDB_MAPSIZE_MAX
 						      : info.me_mapsize * 2;
+	/* No blocks for the larger map (disk full): stay full, which fails
+	 * the operations with an error, never a SIGBUS. */
+	mdb_filehandle_t fd;
+	if (mdb_env_get_fd(s->env, &fd) != 0 ||
+	    reserve_file(fd, (off_t)next) != 0)
+		return MDB_MAP_FULL;
 	return mdb_env_set_mapsize(s->env, next);
 }
 
@@ -1317,10 +1402,19 @@ struct store *store_lmdb_open(struct event_base *base,
 	if (!cfg->readonly)
 		flags |= MDB_WRITEMAP;
 	flags |= MDB_NORDAHEAD;
+	if (!cfg->readonly && space_check(cfg->path, mapsize, err, errsize) != 0)
+		goto fail;
 	rc = mdb_env_open(s->env, cfg->path, flags, LMDB_FILE_MODE);
 	if (rc != 0) {
 		set_err(err, errsize, cfg->path, rc);
 		goto fail;
+	}
+	if (!cfg->readonly) {
+		MDB_envinfo info;
+		if (mdb_env_info(s->env, &info) != 0 ||
+		    reserve_store(s, info.me_mapsize, cfg->path, err,
+				  errsize) != 0)
+			goto fail;
 	}
 	reader_check(s);
 	if (open_tables(s, err, errsize) != 0)
