@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "util/addr.h"
 #include "util/json.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -133,8 +134,10 @@ static int list_visit(void *arg, const void *key, size_t keylen,
 		return 0;
 	char k[GREY_KEY_PRINT_MAX], fs[32], ls[32], ex[32];
 	if (c->t == STORE_TRIPLETS) {
+		/* Not a triplet key (Redis with key_hash = hmac stores a
+		 * digest): show the raw bytes, escaped. */
 		if (grey_key_format(key, keylen, k, sizeof(k)) < 0)
-			snprintf(k, sizeof(k), "(unprintable key)");
+			log_escape(k, sizeof(k), key, keylen);
 	} else {
 		snprintf(k, sizeof(k), "%.*s", (int)keylen,
 			 (const char *)key);

@@ -35,6 +35,8 @@
 #define ENGINE_EXPIRE_BATCH 256
 /* How often the `greyspf db whitelist` table is re-read, seconds. */
 #define ENGINE_DBWL_REFRESH 60
+/* Seconds between two "store error" log lines during an outage. */
+#define ENGINE_ERROR_LOG_INTERVAL 10
 /* Most files in one whitelist option. */
 #define ENGINE_WL_FILES_MAX 32
 
@@ -51,6 +53,8 @@ struct engine {
 	engine_clock_fn clock;
 	void *clock_arg;
 	struct cidr_list dbwl; /* networks from the store's whitelist table */
+	int64_t store_error_logged;   /* when the last store error was logged */
+	uint64_t store_errors_logged; /* counters.store_errors at that time */
 	int64_t dbwl_loaded;
 	struct engine_counters counters;
 };
@@ -181,6 +185,7 @@ struct engine *engine_new(struct event_base *base, struct conf *conf,
 	e->dns = dns;
 	e->clock = engine_default_clock;
 	e->dbwl_loaded = -ENGINE_DBWL_REFRESH;
+	e->store_error_logged = -ENGINE_ERROR_LOG_INTERVAL;
 	return e;
 }
 
@@ -288,8 +293,19 @@ static void job_continue(struct job *j)
 
 static void job_store_error(struct job *j, const char *err)
 {
-	j->e->counters.store_errors++;
-	log_warn("store error: %s; answering per on_store_error", err);
+	struct engine *e = j->e;
+	e->counters.store_errors++;
+	/* During an outage every request fails: log the first error, then
+	 * at most one line per ENGINE_ERROR_LOG_INTERVAL with the count. */
+	int64_t now = e->clock(e->clock_arg);
+	if (now - e->store_error_logged >= ENGINE_ERROR_LOG_INTERVAL) {
+		uint64_t n = e->counters.store_errors - e->store_errors_logged;
+		log_warn("store error: %s; answering per on_store_error "
+			 "(%llu request(s) since the last such line)",
+			 err, (unsigned long long)n);
+		e->store_error_logged = now;
+		e->store_errors_logged = e->counters.store_errors;
+	}
 	if (j->conf->on_store_error == CONF_STORE_ERROR_DEFER) {
 		job_finish(j, POLICY_DEFER " 4.3.0 Temporary greylist store "
 				    "failure, please try again later");
