@@ -1021,7 +1021,8 @@ void engine_tick(struct engine *e)
 	else if (removed > 0)
 		log_debug("expired %zu records", removed);
 
-	if (now - e->dbwl_loaded >= ENGINE_DBWL_REFRESH) {
+	if (now - e->dbwl_loaded >= ENGINE_DBWL_REFRESH &&
+	    store_healthy(e->store)) {
 		struct cidr_list fresh = {0};
 		if (store_foreach(e->store, STORE_WHITELIST, dbwl_visit, &fresh,
 				  err, sizeof(err)) == 0) {

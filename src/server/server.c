@@ -56,23 +56,48 @@
 /* At most one log line per this many seconds about such pauses. */
 #define SERVER_ACCEPT_LOG_SEC 10
 
+/* A request still incomplete this long after its first byte is closed:
+ * Postfix writes a request in one go, so a peer that trickles bytes is
+ * stuck or hostile (slowloris). Well below Postfix's own 100 s
+ * smtpd_policy_service_timeout. */
+#define SERVER_REQUEST_TIMEOUT 30
+/* Input buffer: first allocation, and the size above which an empty
+ * buffer is given back, so idle connections hold little memory. */
+#define SERVER_IN_INITIAL 2048
+#define SERVER_IN_KEEP 16384
+
+/* One request handed to the engine. Normally it belongs to its connection
+ * and answers through it; if reply_deadline passes first, the connection
+ * answers DUNNO and lets go (c = NULL): the late decision is dropped and
+ * the job frees itself, while the connection goes on with the next
+ * request under its own deadline. */
+struct conn_job {
+	struct conn *c;
+	struct policy_request req;
+	struct engine_msg *msg; /* the connection's, or ours once let go */
+};
+
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;
 	int rfd, wfd;
 	struct event *rev, *wev, *timer;
-	struct evbuffer *in, *out;
-	size_t scanned;
-	bool busy;      /* the engine holds req and msg */
-	bool answered;  /* the deadline already answered the request */
+	/* Request bytes: in[inoff .. inlen) not yet consumed. Our own linear
+	 * buffer, so framing a request that arrives in pieces never copies
+	 * what it already has. */
+	unsigned char *in;
+	size_t inoff, inlen, incap;
+	size_t scanned;            /* policy_frame() position, from inoff */
+	struct timespec req_start; /* first byte of the pending request */
+	struct evbuffer *out;
+	struct conn_job *job; /* in flight, or NULL */
+	struct engine_msg *msg;
 	bool closing;   /* free once the engine lets go and replies are out */
 	bool eof;       /* the peer sent all it will send (half-close) */
 	bool reading;   /* rev is added (see conn_update_reading) */
 	bool lingering; /* FIN sent; input discarded until EOF or timeout */
 	bool in_process;
 	bool stream;    /* spawn mode: the loop ends with this connection */
-	struct policy_request req;
-	struct engine_msg msg;
 	char peer[64];
 };
 
@@ -96,6 +121,27 @@ struct server {
 
 static void conn_process(struct conn *c);
 
+static size_t conn_pending(const struct conn *c)
+{
+	return c->inlen - c->inoff;
+}
+
+static void conn_consume(struct conn *c, size_t n)
+{
+	c->inoff += n;
+	if (c->inoff == c->inlen) {
+		c->inoff = c->inlen = 0;
+		if (c->incap > SERVER_IN_KEEP) {
+			free(c->in);
+			c->in = NULL;
+			c->incap = 0;
+		}
+	} else {
+		/* The next request's bytes are already here. */
+		clock_gettime(CLOCK_MONOTONIC, &c->req_start);
+	}
+}
+
 static void conn_free(struct conn *c)
 {
 	struct server *s = c->srv;
@@ -110,7 +156,7 @@ static void conn_free(struct conn *c)
 	if (c->wev)
 		event_free(c->wev);
 	event_free(c->timer);
-	evbuffer_free(c->in);
+	free(c->in);
 	evbuffer_free(c->out);
 	if (c->stream) {
 		/* stdin/stdout belong to spawn(8); just stop the loop. */
@@ -118,7 +164,7 @@ static void conn_free(struct conn *c)
 	} else {
 		close(c->rfd);
 	}
-	policy_request_free(&c->req);
+	free(c->msg);
 	free(c);
 	if (s->stopping && s->nconns == 0)
 		event_base_loopbreak(s->base);
@@ -131,7 +177,7 @@ static bool conn_unread_input(const struct conn *c)
 	int n = 0;
 	if (c->stream || c->eof)
 		return false;
-	return evbuffer_get_length(c->in) > 0 ||
+	return conn_pending(c) > 0 ||
 	       (ioctl(c->rfd, FIONREAD, &n) == 0 && n > 0);
 }
 
@@ -141,7 +187,7 @@ static void conn_linger(struct conn *c)
 {
 	struct timeval tv = {SERVER_LINGER_SEC, 0};
 	c->lingering = true;
-	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	c->inoff = c->inlen = 0;
 	shutdown(c->wfd, SHUT_WR);
 	event_add(c->rev, NULL);
 	c->reading = true;
@@ -152,7 +198,7 @@ static void conn_linger(struct conn *c)
  * is written (the write event or the idle timer come back here). */
 static void conn_try_free(struct conn *c)
 {
-	if (c->busy || c->in_process || c->lingering)
+	if (c->job || c->in_process || c->lingering)
 		return;
 	if (evbuffer_get_length(c->out) > 0) {
 		event_add(c->wev, NULL);
@@ -175,7 +221,7 @@ static void conn_update_reading(struct conn *c)
 	size_t in_max = c->reading ? SERVER_IN_MAX : SERVER_IN_MAX / 2;
 	bool want = !c->closing && !c->eof &&
 		    evbuffer_get_length(c->out) < SERVER_OUT_MAX &&
-		    evbuffer_get_length(c->in) < in_max;
+		    conn_pending(c) < in_max;
 	if (want == c->reading)
 		return;
 	if (want)
@@ -194,11 +240,29 @@ static void conn_close(struct conn *c)
 	conn_try_free(c);
 }
 
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* One timer per connection: the reply deadline while a request is with the
+ * engine; the rest of SERVER_REQUEST_TIMEOUT while a request is arriving;
+ * else the idle timeout. */
 static void conn_arm_timer(struct conn *c)
 {
 	struct timeval tv = {SERVER_IDLE_TIMEOUT, 0};
-	if (c->busy)
+	if (c->job) {
 		tv.tv_sec = (time_t)c->srv->conf->reply_deadline;
+	} else if (conn_pending(c) > 0) {
+		double left = SERVER_REQUEST_TIMEOUT - since(&c->req_start);
+		if (left < 0)
+			left = 0;
+		tv.tv_sec = (time_t)left;
+		tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	}
 	event_add(c->timer, &tv);
 }
 
@@ -233,16 +297,25 @@ static void conn_reply(struct conn *c, const char *action)
 	conn_flush(c);
 }
 
+static void job_free(struct conn_job *job)
+{
+	policy_request_free(&job->req);
+	if (job->c == NULL)
+		free(job->msg); /* let go by its connection: ours */
+	free(job);
+}
+
 static void conn_done(void *arg, const char *action)
 {
-	struct conn *c = arg;
+	struct conn_job *job = arg;
+	struct conn *c = job->c;
+	job_free(job);
+	if (c == NULL) /* answered by the deadline already */
+		return;
+	c->job = NULL;
 	/* A closing connection still gets its reply: SIGTERM lets requests
 	 * in flight finish, and a half-closed peer may still read. */
-	if (!c->answered)
-		conn_reply(c, action);
-	c->busy = false;
-	c->answered = false;
-	policy_request_free(&c->req);
+	conn_reply(c, action);
 	if (c->closing) {
 		conn_try_free(c);
 		return;
@@ -250,6 +323,21 @@ static void conn_done(void *arg, const char *action)
 	conn_arm_timer(c);
 	if (!c->in_process)
 		conn_process(c);
+}
+
+/* reply_deadline passed: answer DUNNO now and let the engine finish the
+ * job on its own; the connection gets a fresh copy of the message state. */
+static void conn_let_go(struct conn *c)
+{
+	struct conn_job *job = c->job;
+	log_warn("%s: no decision within reply_deadline (%llds); answering %s",
+		 c->peer, (long long)c->srv->conf->reply_deadline,
+		 POLICY_DUNNO);
+	c->msg = xmalloc(sizeof(*c->msg));
+	memcpy(c->msg, job->msg, sizeof(*c->msg));
+	job->c = NULL;
+	c->job = NULL;
+	conn_reply(c, POLICY_DUNNO);
 }
 
 static void conn_bad(struct conn *c, const char *why)
@@ -266,50 +354,83 @@ static void conn_process(struct conn *c)
 	bool held = false; /* stopped for the peer to read its replies */
 
 	c->in_process = true;
-	while (!c->busy && !c->closing) {
+	while (!c->job && !c->closing) {
 		if (evbuffer_get_length(c->out) >= SERVER_OUT_MAX) {
 			/* The peer is not reading: take no more requests until
 			 * conn_on_write has drained the replies. */
 			held = true;
 			break;
 		}
-		size_t len = evbuffer_get_length(c->in);
+		size_t len = conn_pending(c);
 		if (len == 0)
 			break;
-		size_t look = len < POLICY_REQUEST_MAX ? len
-						       : POLICY_REQUEST_MAX;
-		const unsigned char *data =
-			evbuffer_pullup(c->in, (ev_ssize_t)look);
+		const unsigned char *data = c->in + c->inoff;
 		size_t reqlen = 0;
 		enum policy_frame_status st = policy_frame(
-			data, look, &c->scanned, &reqlen, err, sizeof(err));
+			data, len, &c->scanned, &reqlen, err, sizeof(err));
 		if (st == POLICY_FRAME_MORE)
 			break;
 		if (st == POLICY_FRAME_ERROR) {
 			conn_bad(c, err);
 			break;
 		}
-		int rc = policy_parse(data, reqlen, &c->req, err, sizeof(err));
-		evbuffer_drain(c->in, reqlen);
+		struct conn_job *job = xcalloc(1, sizeof(*job));
+		int rc = policy_parse(data, reqlen, &job->req, err,
+				      sizeof(err));
+		conn_consume(c, reqlen);
 		if (rc != 0) {
+			free(job);
 			conn_bad(c, err);
 			break;
 		}
-		c->busy = true;
-		c->answered = false;
+		job->c = c;
+		job->msg = c->msg;
+		c->job = job;
 		conn_arm_timer(c);
-		engine_decide(c->srv->engine, &c->req, &c->msg, conn_done, c);
+		engine_decide(c->srv->engine, &job->req, job->msg, conn_done,
+			      job);
 	}
 	c->in_process = false;
 	if (c->closing) {
 		conn_try_free(c);
 		return;
 	}
+	if (!c->job)
+		conn_arm_timer(c);
 	conn_update_reading(c);
 	/* The peer half-closed and no complete request is left (a partial
 	 * one can never complete): done once the replies are out. */
-	if (c->eof && !c->busy && !held)
+	if (c->eof && !c->job && !held)
 		conn_close(c);
+}
+
+/* Reads what the peer sent into the input buffer. Returns read(2)'s
+ * result. */
+static ssize_t conn_read(struct conn *c, int fd)
+{
+	if (c->inoff > 0 && c->incap - c->inlen < SERVER_READ_CHUNK) {
+		/* Requests consumed at the front: move the rest down. */
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->inlen -= c->inoff;
+		c->inoff = 0;
+	}
+	if (c->incap - c->inlen < SERVER_IN_INITIAL / 2) {
+		size_t cap = c->incap ? c->incap * 2 : SERVER_IN_INITIAL;
+		while (cap - c->inlen < SERVER_IN_INITIAL / 2)
+			cap *= 2;
+		c->in = xrealloc(c->in, cap);
+		c->incap = cap;
+	}
+	size_t room = c->incap - c->inlen;
+	if (room > SERVER_READ_CHUNK)
+		room = SERVER_READ_CHUNK;
+	ssize_t n = read(fd, c->in + c->inlen, room);
+	if (n > 0) {
+		if (c->inlen == c->inoff)
+			clock_gettime(CLOCK_MONOTONIC, &c->req_start);
+		c->inlen += (size_t)n;
+	}
+	return n;
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
@@ -324,7 +445,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		return;
 	}
-	int n = evbuffer_read(c->in, fd, SERVER_READ_CHUNK);
+	ssize_t n = conn_read(c, fd);
 	if (n == 0) {
 		/* The peer is done sending (it may still read, like `nc` with
 		 * a file of requests): answer what is buffered, then close. */
@@ -340,8 +461,6 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
-	if (!c->busy)
-		conn_arm_timer(c);
 	conn_process(c);
 }
 
@@ -356,7 +475,7 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* Room again for replies: take the requests held back. */
-	if (!c->busy && evbuffer_get_length(c->out) < SERVER_OUT_MAX)
+	if (!c->job && evbuffer_get_length(c->out) < SERVER_OUT_MAX)
 		conn_process(c);
 }
 
@@ -369,22 +488,28 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	if (c->busy && !c->answered) {
-		log_warn("%s: no decision within reply_deadline (%llds); "
-			 "answering %s",
-			 c->peer, (long long)c->srv->conf->reply_deadline,
-			 POLICY_DUNNO);
-		c->answered = true;
-		conn_reply(c, POLICY_DUNNO);
+	if (c->job) {
+		conn_let_go(c);
+		if (c->closing) {
+			conn_try_free(c);
+			return;
+		}
+		conn_arm_timer(c);
+		if (!c->in_process)
+			conn_process(c);
 		return;
 	}
-	if (!c->busy) {
-		log_debug("%s: idle for %ds, closing", c->peer,
-			  SERVER_IDLE_TIMEOUT);
-		/* Replies it has not read in all that time are dropped. */
-		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	if (conn_pending(c) > 0 && !c->closing) {
+		log_warn("%s: request still incomplete after %ds; closing the "
+			 "connection",
+			 c->peer, SERVER_REQUEST_TIMEOUT);
 		conn_close(c);
+		return;
 	}
+	log_debug("%s: idle for %ds, closing", c->peer, SERVER_IDLE_TIMEOUT);
+	/* Replies it has not read in all that time are dropped. */
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	conn_close(c);
 }
 
 static struct conn *conn_new(struct server *s, int rfd, int wfd,
@@ -395,13 +520,13 @@ static struct conn *conn_new(struct server *s, int rfd, int wfd,
 	c->rfd = rfd;
 	c->wfd = wfd;
 	c->stream = stream;
+	c->msg = xcalloc(1, sizeof(*c->msg));
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->rev = event_new(s->base, rfd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->wev = event_new(s->base, wfd, EV_WRITE, conn_on_write, c);
 	c->timer = evtimer_new(s->base, conn_on_timer, c);
-	if (!c->in || !c->out || !c->rev || !c->wev || !c->timer) {
+	if (!c->out || !c->rev || !c->wev || !c->timer) {
 		log_err("out of memory creating a connection");
 		abort();
 	}
@@ -640,14 +765,17 @@ void server_free(struct server *s)
 	if (s == NULL)
 		return;
 	/* Every engine operation has a timeout shorter than the shutdown
-	 * grace period, so no connection should still be busy here. One that
-	 * is stays allocated: the engine may still write to it. */
-	struct conn *c = s->conns, *next;
-	for (; c; c = next) {
-		next = c->next;
-		if (c->busy) {
+	 * grace period, so no request should still be in flight here. One
+	 * that is is let go: the engine may still finish it, and the job then
+	 * frees itself. */
+	while (s->conns) {
+		struct conn *c = s->conns;
+		if (c->job) {
 			log_err("%s: request still in flight at exit", c->peer);
-			continue;
+			c->job->msg = c->msg;
+			c->job->c = NULL;
+			c->msg = NULL;
+			c->job = NULL;
 		}
 		conn_free(c);
 	}

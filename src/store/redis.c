@@ -1800,7 +1800,19 @@ static void redis_close(struct store *st)
 	free(s);
 }
 
+/* Up: the handshake completed and no operation has lost the connection
+ * since. The daemon then dares the blocking foreach of its whitelist
+ * refresh; while down it waits. XXX a Redis that stalls exactly during
+ * that refresh still holds the loop for up to redis_timeout per command;
+ * an asynchronous foreach would remove that. */
+static bool redis_healthy(struct store *st)
+{
+	const struct redis_store *s = (const struct redis_store *)st;
+	return s->state == CONN_READY && !s->closing;
+}
+
 static const struct store_ops redis_ops = {
+    .healthy = redis_healthy,
     .name = "redis",
     .close = redis_close,
     .rmw = redis_rmw,

@@ -104,6 +104,10 @@ struct store_ops {
 		      size_t *removed, char *err, size_t errsize);
 	/* Makes every completed write durable now (command line, shutdown). */
 	int (*flush)(struct store *s, char *err, size_t errsize);
+	/* Optional: false while the backend is unreachable, so the daemon
+	 * skips the synchronous calls (foreach) that would wait for it. NULL:
+	 * always true (an embedded store). */
+	bool (*healthy)(struct store *s);
 };
 
 /* Every backend's handle starts with this. */
@@ -163,6 +167,11 @@ static inline int store_expire(struct store *s, int64_t now, size_t max,
 static inline int store_flush(struct store *s, char *err, size_t errsize)
 {
 	return s->ops->flush(s, err, errsize);
+}
+
+static inline bool store_healthy(struct store *s)
+{
+	return s->ops->healthy == NULL || s->ops->healthy(s);
 }
 
 const char *store_table_name(enum store_table t);
