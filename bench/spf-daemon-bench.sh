@@ -162,6 +162,8 @@ timeout 90 "$LOADGEN" -c "$CONNECTIONS" -d "$DURATION" --seed 1 "${LG[@]}" \
 LGPID=$!
 sleep "$(awk -v d="$DURATION" 'BEGIN {print d / 2}')"
 G_RSS=$(status_kb "$GPID" VmRSS)
+G_ANON=$(status_kb "$GPID" RssAnon)
+G_FILE=$(status_kb "$GPID" RssFile)
 wait "$LGPID" || true
 c1=$(cpu_ticks "$GPID")
 G_HWM=$(status_kb "$GPID" VmHWM)
@@ -204,11 +206,11 @@ kill "$SPID" 2>/dev/null || true
 wait "$SPID" 2>/dev/null || true
 
 $PY - "$TMP" "$G_RSS" "$G_HWM" "$G_Q" "$G_CPU" "$P_RSS" "$P_PSS" "$P_N" \
-	"$P_Q" "$P_CPU" "$CONNECTIONS" <<'EOF'
+	"$P_Q" "$P_CPU" "$CONNECTIONS" "$G_ANON" "$G_FILE" <<'EOF'
 import json, sys
 tmp = sys.argv[1]
-g_rss, g_hwm, g_q, g_cpu, p_rss, p_pss, p_n, p_q, p_cpu, conns = (
-    int(x) for x in sys.argv[2:13])
+g_rss, g_hwm, g_q, g_cpu, p_rss, p_pss, p_n, p_q, p_cpu, conns, g_anon, \
+    g_file = (int(x) for x in sys.argv[2:15])
 g = json.load(open(tmp + "/g.json"))
 p = json.load(open(tmp + "/p.json"))
 def row(name, r, q, cpu):
@@ -230,6 +232,9 @@ p_pc = row("policyd-spf 2.9.4 x %d processes" % conns, p, p_q, p_cpu)
 print()
 print("ratio greyspf / policyd-spf: %.1fx requests/s, %.1fx per CPU-second" % (
     g["requests_per_s"] / p["requests_per_s"], g_pc / p_pc if p_pc else 0))
+print("greyspf mid-run VmRSS = RssAnon %.1f MB + RssFile %.1f MB (+ shmem); "
+      "RssFile includes the LMDB map's pages, which grow with the greylist "
+      "database" % (g_anon / 1024, g_file / 1024))
 print("memory, %d connections: greyspf VmRSS %.1f MB (peak VmHWM %.1f MB); "
       "policyd-spf %d processes: sum VmRSS %.1f MB (sum Pss %.1f MB), "
       "%.1f MB each" % (conns, g_rss / 1024, g_hwm / 1024, p_n,
