@@ -81,6 +81,18 @@
  *	do-not-query-localhost and the local zones at their defaults (a
  *	delegation to 127.0.0.1 must not reach local services).
  *
+ * ANSWER CACHE
+ *	libunbound caches too, but every lookup still crosses to its thread
+ *	and back through a pipe (about 17 system calls and two thread
+ *	wake-ups per lookup, even for a cached name): with warm caches that
+ *	was over half of a daemon's CPU (bench/SPF-RESULTS.md). So decoded
+ *	answers (records, NODATA, NXDOMAIN; never SERVFAIL or timeouts) are
+ *	kept here too, for their TTL (at most DNS_CACHE_TTL_MAX), keyed by the
+ *	lower-cased name and type, bounded in entries and bytes (the oldest
+ *	go first). A hit is delivered from the loop like any answer, never
+ *	inside dns_resolve(); entries are reference-counted while a callback
+ *	reads them.
+ *
  * ANSWERS
  *	rdata comes from the network (libunbound hands over the wire form
  *	with names uncompressed) and is decoded with bounds checks by
@@ -100,6 +112,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -117,6 +130,13 @@
 #define DNS_SERVER_ITEM_MAX (ADDR_STRLEN + 8)
 /* Longest accepted [dns] timeout; a policy reply is due long before. */
 #define DNS_MAX_TIMEOUT 3600.0
+/* Answer cache bounds (see ANSWER CACHE): our choice, far above a busy
+ * MX's working set of SPF names, and a TTL cap so a record's change is
+ * seen within the hour even if its publisher set a week. */
+#define DNS_CACHE_MAX_ENTRIES 50000
+#define DNS_CACHE_MAX_BYTES ((size_t)32 << 20)
+#define DNS_CACHE_TTL_MAX 3600
+#define DNS_CACHE_BUCKETS 65536 /* power of two */
 /* The DNS class IN (RFC 1035 section 3.2.4). */
 #define DNS_CLASS_IN 1
 /* RCODEs (RFC 1035 section 4.1.1). */
@@ -126,6 +146,23 @@
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_NOTIMP 4
 #define DNS_RCODE_REFUSED 5
+
+/* One cached answer; rr and the strings they point to live in mem. */
+struct dns_centry {
+	struct dns_centry *hnext;	  /* hash chain */
+	struct dns_centry *older, *newer; /* insertion order */
+	uint64_t hash;
+	enum dns_type type;
+	enum dns_status status;
+	char *name; /* lower case, no final dot */
+	time_t expires;
+	size_t count;
+	struct dns_rr *rr;
+	void *mem;
+	size_t bytes;
+	int refs;	/* callbacks reading it now */
+	bool unlinked;	/* evicted while read: freed at refs == 0 */
+};
 
 struct dns_query {
 	struct dns_resolver *r;
@@ -140,6 +177,7 @@ struct dns_query {
 	bool early;	/* answered inside ub_resolve_async(): parked */
 	int early_err;
 	struct ub_result *early_res;
+	struct dns_centry *hit; /* answered from the cache (referenced) */
 };
 
 struct dns_resolver {
@@ -152,6 +190,11 @@ struct dns_resolver {
 	struct timeval timeout;
 	struct dns_query *head;
 	size_t pending;
+	/* the answer cache */
+	struct dns_centry **buckets;
+	struct dns_centry *oldest, *newest;
+	size_t centries, cbytes;
+	uint64_t hits, misses;
 };
 
 const char *dns_status_name(enum dns_status s)
@@ -352,6 +395,168 @@ bool dns_name_valid(const char *name)
 	return true;
 }
 
+/* ---- the answer cache ---- */
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+/* The cache key's name: lower case, without the final dot. */
+static size_t key_name(const char *name, char *out, size_t outsize)
+{
+	size_t n = strlen(name);
+	if (n > 1 && name[n - 1] == '.')
+		n--;
+	if (n >= outsize)
+		n = outsize - 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static uint64_t key_hash(const char *name, enum dns_type type)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)type;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return h;
+}
+
+static void centry_free(struct dns_centry *e)
+{
+	free(e->name);
+	free(e->mem);
+	free(e);
+}
+
+/* Takes e out of the table and the age list; frees it unless a callback
+ * is reading it. */
+static void cache_unlink(struct dns_resolver *r, struct dns_centry *e)
+{
+	struct dns_centry **pp = &r->buckets[e->hash & (DNS_CACHE_BUCKETS - 1)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		r->oldest = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		r->newest = e->older;
+	r->centries--;
+	r->cbytes -= e->bytes;
+	e->unlinked = true;
+	if (e->refs == 0)
+		centry_free(e);
+}
+
+static struct dns_centry *cache_find(struct dns_resolver *r, const char *name,
+				     enum dns_type type)
+{
+	char key[4 * DNS_WIRE_NAME_MAX + 2];
+	key_name(name, key, sizeof(key));
+	uint64_t h = key_hash(key, type);
+	struct dns_centry *e = r->buckets[h & (DNS_CACHE_BUCKETS - 1)];
+	for (; e; e = e->hnext) {
+		if (e->hash != h || e->type != type || strcmp(e->name, key) != 0)
+			continue;
+		if (e->expires <= mono_now()) {
+			cache_unlink(r, e);
+			return NULL;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+/* Keeps a copy of a final answer (records, NODATA, NXDOMAIN) with a TTL. */
+static void cache_put(struct dns_resolver *r, const char *name,
+		      const struct dns_answer *a)
+{
+	if (a->ttl == 0 || (a->status != DNS_OK && a->status != DNS_NODATA &&
+			    a->status != DNS_NXDOMAIN))
+		return;
+	struct dns_centry *old = cache_find(r, name, a->type);
+	if (old != NULL)
+		cache_unlink(r, old);
+
+	size_t bytes = a->count * sizeof(struct dns_rr);
+	for (size_t i = 0; i < a->count; i++) {
+		if (a->rr[i].name)
+			bytes += strlen(a->rr[i].name) + 1;
+		if (a->rr[i].text)
+			bytes += a->rr[i].text_len + 1;
+	}
+	struct dns_centry *e = xcalloc(1, sizeof(*e));
+	char key[4 * DNS_WIRE_NAME_MAX + 2];
+	key_name(name, key, sizeof(key));
+	e->name = xstrdup(key);
+	e->type = a->type;
+	e->hash = key_hash(key, a->type);
+	e->status = a->status;
+	e->expires = mono_now() +
+		     (time_t)(a->ttl < DNS_CACHE_TTL_MAX ? a->ttl
+							 : DNS_CACHE_TTL_MAX);
+	e->count = a->count;
+	e->bytes = sizeof(*e) + strlen(key) + 1 + bytes;
+	if (a->count > 0) {
+		e->mem = xmalloc(bytes);
+		e->rr = e->mem;
+		char *p = (char *)(e->rr + a->count);
+		for (size_t i = 0; i < a->count; i++) {
+			e->rr[i] = a->rr[i];
+			if (a->rr[i].name) {
+				size_t n = strlen(a->rr[i].name) + 1;
+				memcpy(p, a->rr[i].name, n);
+				e->rr[i].name = p;
+				p += n;
+			}
+			if (a->rr[i].text) {
+				memcpy(p, a->rr[i].text, a->rr[i].text_len);
+				p[a->rr[i].text_len] = '\0';
+				e->rr[i].text = p;
+				p += a->rr[i].text_len + 1;
+			}
+		}
+	}
+	struct dns_centry **b = &r->buckets[e->hash & (DNS_CACHE_BUCKETS - 1)];
+	e->hnext = *b;
+	*b = e;
+	e->older = r->newest;
+	if (r->newest)
+		r->newest->newer = e;
+	else
+		r->oldest = e;
+	r->newest = e;
+	r->centries++;
+	r->cbytes += e->bytes;
+	while (r->oldest != e && (r->centries > DNS_CACHE_MAX_ENTRIES ||
+				  r->cbytes > DNS_CACHE_MAX_BYTES))
+		cache_unlink(r, r->oldest);
+}
+
+static void cache_release(struct dns_centry *e)
+{
+	if (--e->refs == 0 && e->unlinked)
+		centry_free(e);
+}
+
+static void cache_clear(struct dns_resolver *r)
+{
+	while (r->oldest)
+		cache_unlink(r, r->oldest);
+	free(r->buckets);
+	r->buckets = NULL;
+}
+
 /* ---- completion ---- */
 
 static void unlink_query(struct dns_query *q)
@@ -369,6 +574,8 @@ static void unlink_query(struct dns_query *q)
 
 static void free_query(struct dns_query *q)
 {
+	if (q->hit)
+		cache_release(q->hit);
 	if (q->timer)
 		event_free(q->timer);
 	if (q->early_res)
@@ -447,6 +654,7 @@ static void deliver(struct dns_query *q, int err, struct ub_result *res)
 			a.ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
 		}
 	}
+	cache_put(q->r, q->qname, &a);
 	q->cb(q->arg, &a);
 	free(rrs);
 	free(buf);
@@ -480,7 +688,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	unlink_query(q);
-	if (q->early) {
+	if (q->hit) {
+		const struct dns_centry *e = q->hit;
+		struct dns_answer a;
+		time_t left = e->expires - mono_now();
+		memset(&a, 0, sizeof(a));
+		a.status = e->status;
+		a.type = q->type;
+		a.qname = q->qname;
+		a.count = e->count;
+		a.rr = e->rr;
+		a.ttl = left > 0 ? (uint32_t)left : 0;
+		q->cb(q->arg, &a);
+	} else if (q->early) {
 		deliver(q, q->early_err, q->early_res);
 	} else {
 		struct dns_answer a;
@@ -634,11 +854,13 @@ struct dns_resolver *dns_resolver_new(struct event_base *base,
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
+	r->buckets = xcalloc(DNS_CACHE_BUCKETS, sizeof(*r->buckets));
 	r->timeout.tv_sec = (time_t)t;
 	r->timeout.tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6);
 	r->ctx = ub_ctx_create();
 	if (r->ctx == NULL) {
 		snprintf(err, errsize, "cannot create unbound context");
+		free(r->buckets);
 		free(r);
 		return NULL;
 	}
@@ -669,6 +891,7 @@ fail:
 	ub_ctx_delete(r->ctx);
 	if (r->ub_log)
 		fclose(r->ub_log);
+	cache_clear(r);
 	free(r);
 	return NULL;
 }
@@ -689,6 +912,7 @@ void dns_resolver_free(struct dns_resolver *r)
 		next = q->next;
 		free_query(q);
 	}
+	cache_clear(r);
 	free(r);
 }
 
@@ -726,6 +950,16 @@ struct dns_query *dns_resolve(struct dns_resolver *r, const char *name,
 		r->head->prev = q;
 	r->head = q;
 	r->pending++;
+	struct dns_centry *hit = cache_find(r, name, type);
+	if (hit != NULL) {
+		/* Answered from the loop, like any other answer. */
+		r->hits++;
+		hit->refs++;
+		q->hit = hit;
+		event_active(q->timer, EV_TIMEOUT, 0);
+		return q;
+	}
+	r->misses++;
 	evtimer_add(q->timer, &r->timeout);
 
 	q->in_submit = true;
@@ -746,7 +980,7 @@ void dns_cancel(struct dns_query *q)
 {
 	if (q == NULL)
 		return;
-	if (!q->early)
+	if (!q->early && q->hit == NULL)
 		ub_cancel(q->r->ctx, q->ub_id);
 	unlink_query(q);
 	free_query(q);
