@@ -20,6 +20,8 @@
 #   MODES=inet      comma-separated: inet, unix, spawn
 #   GREYSPF_BIN=build/greyspf   the binary (relative to the repository)
 #   JSON_OUT=FILE   also write the results as JSON
+#   REUSE=1         smtp-source -d: the M connections carry all messages
+#                   (default: one connection per message)
 #   KEEP=1          keep the temporary folder (logs)
 #   WORKDIR_BASE=/tmp  where the temporary folder goes; /dev/shm takes the
 #                   disk's fsync (Postfix queue files, LMDB commits) out
@@ -34,5 +36,6 @@ set -- --messages "${MESSAGES:-2000}" --sessions "${SESSIONS:-20}" \
 	--warmup "${WARMUP:-200}" --rounds "${ROUNDS:-3}" --modes "${MODES:-inet}"
 [ -n "${JSON_OUT:-}" ] && set -- "$@" --json "$JSON_OUT"
 [ "${KEEP:-0}" = 1 ] && set -- "$@" --keep
+[ "${REUSE:-0}" = 1 ] && set -- "$@" --reuse
 set -- "$@" --workdir-base "${WORKDIR_BASE:-/tmp}"
 exec timeout 1800 /usr/bin/python3 bench/smtp_throughput.py "$@"
