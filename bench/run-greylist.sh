@@ -71,6 +71,9 @@ SEED=42 # round R uses seed SEED+R
 case $GREYSPF in /*) ;; *) GREYSPF=$REPO/$GREYSPF ;; esac
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 die() {
 	echo "run-greylist: $*" >&2
 	exit 2
@@ -122,22 +125,7 @@ stop() {
 	PIDS=("${keep[@]}")
 }
 
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-# wait_listen PORT PID: true once PORT accepts, false if PID died first.
-wait_listen() {
-	local port=$1 pid=$2 i
-	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
 
 rss_kb() {
 	awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
@@ -149,22 +137,7 @@ rss_anon_kb() {
 	awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null
 }
 
-# CPU time (user + system) of a process, in clock ticks.
-cpu_ticks() {
-	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null
-}
 
-# jget FILE KEY.PATH: one value from loadgen's JSON.
-jget() {
-	$PY - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[k]
-print(v if not isinstance(v, dict) else
-      " ".join(f"{a}={b}" for a, b in v.items()))
-EOF
-}
 
 loadgen_args=(-c "$CONNECTIONS" -r "$REPEAT_RATIO" --attrs "$ATTRS" --json)
 SERVERS=()

@@ -33,6 +33,7 @@ enum opt_type {
 
 #define OPT_POLICY 1u   /* a struct conf_policy field: overridable */
 #define OPT_NONEMPTY 2u /* an empty value is an error */
+#define OPT_RESTART 4u  /* read once at start: a reload cannot change it */
 
 struct opt {
 	const char *section; /* "" for daemon-wide */
@@ -63,45 +64,45 @@ static const char *const smtp_codes_names[] = {"rfc7372", "classic", NULL};
 #define DAY 86400LL
 
 static const struct opt conf_options[] = {
-	{"", "listen", OPT_STR, OPT_NONEMPTY, C(listen), "inet:127.0.0.1:10023",
+	{"", "listen", OPT_STR, OPT_NONEMPTY | OPT_RESTART, C(listen), "inet:127.0.0.1:10023",
 	 0, 0, NULL},
-	{"", "socket_mode", OPT_MODE, 0, C(socket_mode), "0660", 0, 0777, NULL},
-	{"", "socket_owner", OPT_STR, 0, C(socket_owner), "", 0, 0, NULL},
-	{"", "socket_group", OPT_STR, 0, C(socket_group), "", 0, 0, NULL},
-	{"", "user", OPT_STR, 0, C(user), "greyspf", 0, 0, NULL},
-	{"", "group", OPT_STR, 0, C(group), "", 0, 0, NULL},
-	{"", "allow_root", OPT_BOOL, 0, C(allow_root), "no", 0, 0, NULL},
+	{"", "socket_mode", OPT_MODE, OPT_RESTART, C(socket_mode), "0660", 0, 0777, NULL},
+	{"", "socket_owner", OPT_STR, OPT_RESTART, C(socket_owner), "", 0, 0, NULL},
+	{"", "socket_group", OPT_STR, OPT_RESTART, C(socket_group), "", 0, 0, NULL},
+	{"", "user", OPT_STR, OPT_RESTART, C(user), "greyspf", 0, 0, NULL},
+	{"", "group", OPT_STR, OPT_RESTART, C(group), "", 0, 0, NULL},
+	{"", "allow_root", OPT_BOOL, OPT_RESTART, C(allow_root), "no", 0, 0, NULL},
 	{"", "hostname", OPT_STR, 0, C(hostname), "", 0, 0, NULL},
 	/* Below Postfix's smtpd_policy_service_timeout (100s). */
 	{"", "reply_deadline", OPT_DURATION, 0, C(reply_deadline), "90", 1, 99,
 	 NULL},
-	{"", "log", OPT_ENUM, 0, C(log), "syslog", 0, 0, log_names},
+	{"", "log", OPT_ENUM, OPT_RESTART, C(log), "syslog", 0, 0, log_names},
 	{"", "debug", OPT_BOOL, 0, C(debug), "no", 0, 0, NULL},
 	/* Postfix's default_process_limit is 100 smtpd processes, each with
 	 * one policy connection; leave ample room for several instances. */
 	{"", "max_connections", OPT_INT, 0, C(max_connections), "4096", 1,
 	 1000000, NULL},
-	{"", "metrics", OPT_STR, 0, C(metrics), "", 0, 0, NULL},
+	{"", "metrics", OPT_STR, OPT_RESTART, C(metrics), "", 0, 0, NULL},
 	{"", "checks", OPT_CHECKS, OPT_POLICY, P(checks), "greylist", 0, 0,
 	 NULL},
 
-	{"store", "backend", OPT_ENUM, 0, C(backend), "lmdb", 0, 0,
+	{"store", "backend", OPT_ENUM, OPT_RESTART, C(backend), "lmdb", 0, 0,
 	 backend_names},
-	{"store", "path", OPT_STR, OPT_NONEMPTY, C(store_path),
+	{"store", "path", OPT_STR, OPT_NONEMPTY | OPT_RESTART, C(store_path),
 	 "/var/lib/greyspf", 0, 0, NULL},
 	/* no: sync once a second (see src/store/lmdb.c, DURABILITY). */
-	{"store", "sync", OPT_BOOL, 0, C(store_sync), "no", 0, 0, NULL},
+	{"store", "sync", OPT_BOOL, OPT_RESTART, C(store_sync), "no", 0, 0, NULL},
 	{"store", "on_store_error", OPT_ENUM, 0, C(on_store_error), "dunno", 0,
 	 0, store_error_names},
-	{"store", "redis", OPT_STR, 0, C(redis_url), "redis://127.0.0.1:6379/0",
+	{"store", "redis", OPT_STR, OPT_RESTART, C(redis_url), "redis://127.0.0.1:6379/0",
 	 0, 0, NULL},
-	{"store", "redis_prefix", OPT_STR, 0, C(redis_prefix), "greyspf:", 0, 0,
+	{"store", "redis_prefix", OPT_STR, OPT_RESTART, C(redis_prefix), "greyspf:", 0, 0,
 	 NULL},
-	{"store", "redis_timeout", OPT_MSECS, 0, C(redis_timeout_ms), "1s", 1,
+	{"store", "redis_timeout", OPT_MSECS, OPT_RESTART, C(redis_timeout_ms), "1s", 1,
 	 60000, NULL},
-	{"store", "key_hash", OPT_ENUM, 0, C(key_hash), "none", 0, 0,
+	{"store", "key_hash", OPT_ENUM, OPT_RESTART, C(key_hash), "none", 0, 0,
 	 key_hash_names},
-	{"store", "key_secret", OPT_STR, 0, C(key_secret), "", 0, 0, NULL},
+	{"store", "key_secret", OPT_STR, OPT_RESTART, C(key_secret), "", 0, 0, NULL},
 
 	{"greylist", "delay", OPT_DURATION, OPT_POLICY, P(delay), "5m", 0,
 	 DAY, NULL},
@@ -133,10 +134,10 @@ static const struct opt conf_options[] = {
 	{"greylist", "recipient_delimiter", OPT_STR, 0, C(recipient_delimiter),
 	 "+", 0, 0, NULL},
 
-	{"dns", "servers", OPT_STR, 0, C(dns_servers), "", 0, 0, NULL},
-	{"dns", "timeout", OPT_MSECS, 0, C(dns_timeout_ms), "5s", 100, 60000,
+	{"dns", "servers", OPT_STR, OPT_RESTART, C(dns_servers), "", 0, 0, NULL},
+	{"dns", "timeout", OPT_MSECS, OPT_RESTART, C(dns_timeout_ms), "5s", 100, 60000,
 	 NULL},
-	{"dns", "recursion", OPT_BOOL, 0, C(dns_recursion), "no", 0, 0, NULL},
+	{"dns", "recursion", OPT_BOOL, OPT_RESTART, C(dns_recursion), "no", 0, 0, NULL},
 
 	/* Loopback never has SPF worth checking; backup MX hosts and
 	 * trusted forwarders belong here too. */
@@ -874,6 +875,45 @@ static void opt_print(const struct opt *o, const void *src, FILE *out)
 		break;
 	}
 	}
+}
+
+size_t conf_restart_changes(const struct conf *a, const struct conf *b,
+			    char *out, size_t size)
+{
+	size_t n = 0, o = 0;
+	if (size > 0)
+		out[0] = '\0';
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct opt *opt = &conf_options[i];
+		if (!(opt->flags & OPT_RESTART))
+			continue;
+		char *va = NULL, *vb = NULL;
+		size_t la = 0, lb = 0;
+		FILE *fa = open_memstream(&va, &la);
+		FILE *fb = open_memstream(&vb, &lb);
+		if (fa == NULL || fb == NULL)
+			abort(); /* out of memory */
+		opt_print(opt, opt_ptr(opt, (struct conf *)a,
+				       (struct conf_policy *)&a->policy),
+			  fa);
+		opt_print(opt, opt_ptr(opt, (struct conf *)b,
+				       (struct conf_policy *)&b->policy),
+			  fb);
+		fclose(fa);
+		fclose(fb);
+		if (la != lb || memcmp(va, vb, la) != 0) {
+			int w = snprintf(out + o, o < size ? size - o : 0,
+					 "%s%s%s%s", n ? ", " : "",
+					 opt->section, *opt->section ? "." : "",
+					 opt->name);
+			if (w > 0 && o + (size_t)w < size)
+				o += (size_t)w;
+			n++;
+		}
+		free(va);
+		free(vb);
+	}
+	return n;
 }
 
 void conf_print(const struct conf *c, FILE *out)

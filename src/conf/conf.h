@@ -184,6 +184,14 @@ void conf_free(struct conf *c);
 struct conf *conf_ref(struct conf *c);
 void conf_unref(struct conf *c);
 
+/*
+ * Names the options that differ between a and b but are read only at start
+ * (listeners, user, store, DNS, metrics, log), comma-separated into out.
+ * Returns how many differ.
+ */
+size_t conf_restart_changes(const struct conf *a, const struct conf *b,
+			    char *out, size_t size);
+
 /* Prints every option's effective value, postconf style, then overrides. */
 void conf_print(const struct conf *c, FILE *out);
 

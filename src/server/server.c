@@ -648,12 +648,11 @@ static void server_reload(struct server *s)
 		conf_unref(nc);
 		return;
 	}
-	if (strcmp(nc->listen, s->conf->listen) != 0 ||
-	    strcmp(nc->store_path, s->conf->store_path) != 0 ||
-	    nc->backend != s->conf->backend ||
-	    strcmp(nc->user, s->conf->user) != 0)
-		log_warn("reload: listen, store and user changes take effect "
-			 "only after a restart");
+	char changed[512];
+	if (conf_restart_changes(s->conf, nc, changed, sizeof(changed)) > 0)
+		log_warn("reload: %s changed; that takes effect only after a "
+			 "restart",
+			 changed);
 	engine_reload(s->engine, nc, nl);
 	conf_unref(s->conf);
 	s->conf = nc; /* our reference from conf_load() */

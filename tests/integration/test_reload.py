@@ -88,13 +88,28 @@ def test_sighup_invalid_config_keeps_running_one(daemon, workdir):
     assert c.request(req(client="192.0.2.154")) == defer(7)
 
 
+def test_sighup_names_every_restart_only_change(daemon):
+    d = daemon()
+    d.rewrite(extra="[dns]\nservers = 127.0.0.1@5353\ntimeout = 3s\n",
+              top={"metrics": "inet:127.0.0.1:1"})
+    d.hup()
+    assert "warning: reload: metrics, dns.servers, dns.timeout changed; " \
+        "that takes effect only after a restart" in d.msgs()
+    # per-message options change without a warning
+    d.rewrite(greylist={"delay": "3"})
+    d.hup(expect="configuration reloaded", timeout=5.0)
+    assert d.msgs().count(
+        "warning: reload: metrics, dns.servers, dns.timeout changed; "
+        "that takes effect only after a restart") == 1
+
+
 def test_sighup_listen_change_needs_restart(daemon):
     d = daemon()
     c = d.client()
     d.rewrite(top={"listen": "inet:127.0.0.1:1"})
     d.hup()
-    assert "warning: reload: listen, store and user changes take effect " \
-        "only after a restart" in d.msgs()
+    assert "warning: reload: listen changed; that takes effect only " \
+        "after a restart" in d.msgs()
     assert c.request(req()) == defer(1)
     assert d.client().request(req()) == defer(1)
 
