@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,11 +95,20 @@ static int prepare_store_dir(const struct conf *c, uid_t uid, gid_t gid,
 			 strerror(errno));
 		return -1;
 	}
-	if (chown_it && chown(c->store_path, uid, gid) != 0) {
+	if (!chown_it)
+		return 0;
+	/* Root changes the owner of this path: never through a symbolic link
+	 * that the unprivileged user could have put there. */
+	int fd = open(c->store_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+	if (fd < 0 || fchown(fd, uid, gid) != 0) {
 		snprintf(err, errsize, "chown %s: %s", c->store_path,
 			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
+	close(fd);
 	return 0;
 }
 
