@@ -155,9 +155,8 @@ def spawned_pids(conf):
 
 
 def kill_spawned(conf):
-    """SIGKILL, as spawn(8) does at its time limit: greyspf policy must
-    survive that (atomic store updates). (SIGTERM does not end a `greyspf
-    policy` whose connection is idle, as of this writing.)"""
+    """SIGKILL, as spawn(8) does at its time limit: the store must survive
+    a greyspf policy process killed at any moment."""
     for pid in spawned_pids(conf):
         try:
             os.kill(pid, signal.SIGKILL)
