@@ -206,3 +206,27 @@ def test_postconf_accepts_guide(env):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=30)
     assert "warning" not in p.stderr, p.stderr
+
+
+@pytest.mark.modes("spawn")
+def test_spawn_processes_share_the_store(env):
+    """A triplet first seen by one spawned greyspf passes in another: the
+    first process is killed (SIGKILL, as spawn's time limit does) between
+    the attempts, so the retry is answered by a fresh process."""
+    client = env.client()
+    tag = "spawn-shared"
+    sender = f"paul.{tag}@sender.example.net"
+    rcpt = [f"quinn.{tag}@{h.RCPT_DOMAIN}"]
+    t0 = time.monotonic()
+    assert_greylisted(env.send(client, sender, rcpt, f"{tag} 1"), 1)
+    first = set(spawned_pids(env.gs.conf))
+    assert first
+    kill_spawned(env.gs.conf)
+    h.wait_for(lambda: not (set(spawned_pids(env.gs.conf)) & first), 10,
+               "the first greyspf policy processes to die")
+    wait_until(t0 + GREYLIST_DELAY + RETRY_SLACK)
+    s = env.send(client, sender, rcpt, f"{tag} 2")
+    assert rcpt_codes(s) == [("250", "2.1.5")], s
+    assert not (set(spawned_pids(env.gs.conf)) & first)
+    (copy,) = env.pf.delivered(f"{tag} 2")
+    assert len(h.header_values(copy, "X-Greylist")) == 1
