@@ -7,6 +7,12 @@ instance's layout.
 
 Run (as root; postfix and swaks installed):
     GREYSPF_BIN=build/greyspf /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/postfix
+
+Environment: GREYSPF_BIN (default build/greyspf); GREYSPF_PF_KEEP=1 keeps
+each instance's folder (/tmp/greyspf-pf-*: Postfix and greyspf logs,
+delivered mail); GREYSPF_PF_DEBUG=1 sets greyspf's `debug = yes`. With a
+sanitizer build (-DGREYSPF_SANITIZE=ON) every ASan/UBSan report, from the
+daemon or from spawned processes, fails the module that produced it.
 """
 
 import os
