@@ -83,7 +83,7 @@ static const struct opt conf_options[] = {
 	{"", "max_connections", OPT_INT, 0, C(max_connections), "4096", 1,
 	 1000000, NULL},
 	{"", "metrics", OPT_STR, OPT_RESTART, C(metrics), "", 0, 0, NULL},
-	{"", "checks", OPT_CHECKS, OPT_POLICY, P(checks), "greylist", 0, 0,
+	{"", "checks", OPT_CHECKS, OPT_POLICY, P(checks), "spf, greylist", 0, 0,
 	 NULL},
 
 	{"store", "backend", OPT_ENUM, OPT_RESTART, C(backend), "lmdb", 0, 0,

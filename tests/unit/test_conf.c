@@ -39,8 +39,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c->ipv4_prefix, 24);
 	assert_int_equal(c->ipv6_prefix, 64);
 	assert_int_equal(c->reply_deadline, 90);
-	assert_int_equal(c->policy.checks.n, 1);
-	assert_int_equal(c->policy.checks.v[0], CONF_CHECK_GREYLIST);
+	assert_int_equal(c->policy.checks.n, 2);
+	assert_int_equal(c->policy.checks.v[0], CONF_CHECK_SPF);
+	assert_int_equal(c->policy.checks.v[1], CONF_CHECK_GREYLIST);
 	assert_int_equal(c->policy.mailfrom_action[SPF_FAIL], CONF_SPF_REJECT);
 	assert_int_equal(c->policy.mailfrom_action[SPF_SOFTFAIL],
 			 CONF_SPF_PREPEND);
@@ -182,7 +183,7 @@ static void test_override_precedence(void **state)
 	 * the override sections in the file. */
 	conf_policy_for(c, &a3, "x@other.test", "y@other.test", &p);
 	assert_int_equal(p.delay, 7);
-	assert_int_equal(p.checks.n, 1);
+	assert_int_equal(p.checks.n, 2);
 	/* client: the longer prefix wins */
 	conf_policy_for(c, &a1, "x@other.test", "y@other.test", &p);
 	assert_int_equal(p.delay, 10);
@@ -212,7 +213,7 @@ static void test_override_precedence(void **state)
 	conf_policy_for(c, &a3, "x@other.test", "postmaster+x@z.test", &p);
 	assert_int_equal(p.checks.n, 0);
 	conf_policy_for(c, &a3, "x@other.test", "postmasters@z.test", &p);
-	assert_int_equal(p.checks.n, 1);
+	assert_int_equal(p.checks.n, 2);
 	conf_policy_for(c, &a3, "x@other.test", "carol@example.org", &p);
 	assert_false(p.greylist_header);
 	assert_int_equal(p.spf_header, CONF_HDR_NONE);

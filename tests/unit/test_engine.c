@@ -51,7 +51,8 @@ static struct fixture *setup(const char *conftext)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->conffile, sizeof(f->conffile), "%s/greyspf.conf", f->dir);
 	FILE *fp = fopen(f->conffile, "w");
-	fprintf(fp, "%s", conftext);
+	/* Greylisting alone: these scenarios have no resolver. */
+	fprintf(fp, "checks = greylist\n%s", conftext);
 	fclose(fp);
 	f->conf = conf_load(f->conffile, err, sizeof(err));
 	if (f->conf == NULL)
