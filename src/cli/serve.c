@@ -90,6 +90,21 @@ static int prepare_store_dir(const struct conf *c, uid_t uid, gid_t gid,
 {
 	if (c->backend != CONF_BACKEND_LMDB)
 		return 0;
+	/* Missing parents are created as by mkdir -p (mode 0755); the store
+	 * directory itself is private to the daemon's user. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s", c->store_path);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errsize, "%.200s: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
 	if (mkdir(c->store_path, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, errsize, "%s: %s", c->store_path,
 			 strerror(errno));
