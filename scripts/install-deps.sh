@@ -7,7 +7,7 @@ set -eu
 BUILD="build-essential cmake pkg-config libevent-dev libunbound-dev \
 liblmdb-dev lmdb-utils libhiredis-dev"
 TEST="libcmocka-dev python3 python3-pytest python3-dnspython python3-yaml \
-redis-server"
+redis-server postfix swaks"
 
 pkgs="$BUILD"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"

@@ -42,6 +42,13 @@ GREYSPF_BIN="$root/build/greyspf" /usr/bin/python3 -m pytest -q \
 	-p no:cacheprovider tests/integration
 tally "pytest integration" $?
 
+# A real Postfix (private instance, swaks clients) in front of greyspf in
+# all three modes. Its own pytest run: its conftest is not the integration
+# suite's.
+GREYSPF_BIN="$root/build/greyspf" /usr/bin/python3 -m pytest -q \
+	-p no:cacheprovider tests/postfix
+tally "pytest postfix" $?
+
 # The same integration tests against the sanitizer build: the daemon must
 # exit 0 at every teardown, so a leak, an overflow or undefined behaviour
 # under real traffic fails the test that caused it.
@@ -50,6 +57,10 @@ if [ -x build-asan/greyspf ]; then
 		GREYSPF_BIN="$root/build-asan/greyspf" /usr/bin/python3 -m \
 		pytest -q -p no:cacheprovider tests/integration
 	tally "pytest integration (asan+ubsan)" $?
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+		GREYSPF_BIN="$root/build-asan/greyspf" /usr/bin/python3 -m \
+		pytest -q -p no:cacheprovider tests/postfix
+	tally "pytest postfix (asan+ubsan)" $?
 fi
 
 echo "$passed passed, $failed failed"
