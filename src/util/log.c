@@ -81,6 +81,10 @@ char *log_escape(char *dst, size_t dstsize, const void *src, size_t srclen)
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = src;
 	size_t o = 0;
+	/* Room kept for "..." when the copy is cut, and the end of the last
+	 * whole escape that fits before it, so a cut never splits "\xNN". */
+	size_t keep = dstsize > 4 ? dstsize - 4 : 0;
+	size_t safe = 0;
 
 	if (dstsize == 0)
 		return dst;
@@ -103,10 +107,7 @@ char *log_escape(char *dst, size_t dstsize, const void *src, size_t srclen)
 			n = 1;
 		}
 		if (o + n + 1 > dstsize) {
-			/* Cut: mark it with "..." when there is room. */
-			size_t keep = dstsize > 4 ? dstsize - 4 : 0;
-			if (o > keep)
-				o = keep;
+			o = safe;
 			if (dstsize > 4) {
 				memcpy(dst + o, "...", 3);
 				o += 3;
@@ -115,6 +116,8 @@ char *log_escape(char *dst, size_t dstsize, const void *src, size_t srclen)
 		}
 		memcpy(dst + o, tmp, n);
 		o += n;
+		if (o <= keep)
+			safe = o;
 	}
 	dst[o] = '\0';
 	return dst;

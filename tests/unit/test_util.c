@@ -164,6 +164,11 @@ static void test_log_escape(void **state)
 	log_escape(small, sizeof(small), "0123456789abcdef", 16);
 	assert_string_equal(small, "012345...");
 	assert_int_equal(strlen(small), sizeof(small) - 1);
+	/* a cut never splits an escape: "ab\x01" does not fit before the
+	 * "...", so it is dropped whole */
+	char mid[11];
+	log_escape(mid, sizeof(mid), "abcd\x01\x02\x03", 7);
+	assert_string_equal(mid, "abcd...");
 }
 
 static void test_json(void **state)
