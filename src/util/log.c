@@ -8,6 +8,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_target log_target = LOG_TO_STDERR;
 static enum log_level log_level = LOG_LVL_INFO;
@@ -42,6 +43,10 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	static const char *const name[] = {"error: ", "warning: ", "", "debug: "};
+	/* The stderr timestamp to the second, formatted once a second: the
+	 * daemon logs a line per decision, so this is a hot path. */
+	static time_t stamp_sec = -1;
+	static char stamp[32];
 
 	if (level > log_level)
 		return;
@@ -50,16 +55,30 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 		vsnprintf(buf, sizeof(buf), fmt, ap);
 		syslog(prio[level], "%s%s", name[level], buf);
 	} else if (log_target == LOG_TO_STDERR) {
-		char buf[2048];
-		char stamp[32];
+		char line[2048 + 96];
 		struct timespec ts;
-		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		localtime_r(&ts.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		vsnprintf(buf, sizeof(buf), fmt, ap);
-		fprintf(stderr, "%s.%03ld %s: %s%s\n", stamp,
-			ts.tv_nsec / 1000000, log_ident, name[level], buf);
+		if (ts.tv_sec != stamp_sec) {
+			struct tm tm;
+			localtime_r(&ts.tv_sec, &tm);
+			strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+			stamp_sec = ts.tv_sec;
+		}
+		/* One buffer, one write(2): lines from one process never
+		 * interleave, and nothing is formatted twice. */
+		int n = snprintf(line, sizeof(line), "%s.%03ld %s: %s", stamp,
+				 ts.tv_nsec / 1000000, log_ident, name[level]);
+		if (n < 0 || (size_t)n >= sizeof(line))
+			return;
+		int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt,
+				  ap);
+		if (m < 0)
+			return;
+		size_t len = (size_t)n + (size_t)m;
+		if (len > sizeof(line) - 2)
+			len = sizeof(line) - 2; /* cut, as vsnprintf did */
+		line[len++] = '\n';
+		(void)!write(STDERR_FILENO, line, len);
 	}
 }
 
