@@ -178,6 +178,7 @@ struct dns_query {
 	int early_err;
 	struct ub_result *early_res;
 	struct dns_centry *hit; /* answered from the cache (referenced) */
+	struct dns_query *rprev, *rnext; /* hits: the resolver's ready list */
 };
 
 struct dns_resolver {
@@ -190,7 +191,10 @@ struct dns_resolver {
 	struct timeval timeout;
 	struct dns_query *head;
 	size_t pending;
-	/* the answer cache */
+	/* the answer cache, and its hits waiting for the loop (one event
+	 * for all of them, not a timer each) */
+	struct dns_query *ready_head, *ready_tail;
+	struct event *ready_ev;
 	struct dns_centry **buckets;
 	struct dns_centry *oldest, *newest;
 	size_t centries, cbytes;
@@ -688,19 +692,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	unlink_query(q);
-	if (q->hit) {
-		const struct dns_centry *e = q->hit;
-		struct dns_answer a;
-		time_t left = e->expires - mono_now();
-		memset(&a, 0, sizeof(a));
-		a.status = e->status;
-		a.type = q->type;
-		a.qname = q->qname;
-		a.count = e->count;
-		a.rr = e->rr;
-		a.ttl = left > 0 ? (uint32_t)left : 0;
-		q->cb(q->arg, &a);
-	} else if (q->early) {
+	if (q->early) {
 		deliver(q, q->early_err, q->early_res);
 	} else {
 		struct dns_answer a;
@@ -714,6 +706,53 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		q->cb(q->arg, &a);
 	}
 	free_query(q);
+}
+
+static void ready_remove(struct dns_resolver *r, struct dns_query *q)
+{
+	if (q->rprev)
+		q->rprev->rnext = q->rnext;
+	else
+		r->ready_head = q->rnext;
+	if (q->rnext)
+		q->rnext->rprev = q->rprev;
+	else
+		r->ready_tail = q->rprev;
+	q->rprev = q->rnext = NULL;
+}
+
+/* Delivers the cache hits queued before this run; hits their callbacks
+ * queue wait for the next loop iteration, so I/O is never starved. */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+	struct dns_query *last = r->ready_tail;
+
+	(void)fd;
+	(void)what;
+	while (r->ready_head != NULL) {
+		struct dns_query *q = r->ready_head;
+		bool was_last = q == last;
+		const struct dns_centry *e = q->hit;
+		struct dns_answer a;
+		time_t left = e->expires - mono_now();
+
+		ready_remove(r, q);
+		unlink_query(q);
+		memset(&a, 0, sizeof(a));
+		a.status = e->status;
+		a.type = q->type;
+		a.qname = q->qname;
+		a.count = e->count;
+		a.rr = e->rr;
+		a.ttl = left > 0 ? (uint32_t)left : 0;
+		q->cb(q->arg, &a);
+		free_query(q);
+		if (was_last)
+			break;
+	}
+	if (r->ready_head != NULL)
+		event_active(r->ready_ev, EV_TIMEOUT, 0);
 }
 
 static void on_ub_readable(evutil_socket_t fd, short what, void *arg)
@@ -855,11 +894,19 @@ struct dns_resolver *dns_resolver_new(struct event_base *base,
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	r->buckets = xcalloc(DNS_CACHE_BUCKETS, sizeof(*r->buckets));
+	r->ready_ev = event_new(base, -1, 0, on_ready, r);
+	if (r->ready_ev == NULL) {
+		snprintf(err, errsize, "cannot create the resolver's events");
+		free(r->buckets);
+		free(r);
+		return NULL;
+	}
 	r->timeout.tv_sec = (time_t)t;
 	r->timeout.tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6);
 	r->ctx = ub_ctx_create();
 	if (r->ctx == NULL) {
 		snprintf(err, errsize, "cannot create unbound context");
+		event_free(r->ready_ev);
 		free(r->buckets);
 		free(r);
 		return NULL;
@@ -892,6 +939,7 @@ fail:
 	if (r->ub_log)
 		fclose(r->ub_log);
 	cache_clear(r);
+	event_free(r->ready_ev);
 	free(r);
 	return NULL;
 }
@@ -913,6 +961,7 @@ void dns_resolver_free(struct dns_resolver *r)
 		free_query(q);
 	}
 	cache_clear(r);
+	event_free(r->ready_ev);
 	free(r);
 }
 
@@ -940,6 +989,26 @@ struct dns_query *dns_resolve(struct dns_resolver *r, const char *name,
 	q->arg = arg;
 	q->type = type;
 	q->qname = xstrdup(name);
+	struct dns_centry *hit = cache_find(r, name, type);
+	if (hit != NULL) {
+		/* Answered from the loop, like any other answer. */
+		r->hits++;
+		hit->refs++;
+		q->hit = hit;
+		q->next = r->head;
+		if (r->head)
+			r->head->prev = q;
+		r->head = q;
+		r->pending++;
+		q->rprev = r->ready_tail;
+		if (r->ready_tail)
+			r->ready_tail->rnext = q;
+		else
+			r->ready_head = q;
+		r->ready_tail = q;
+		event_active(r->ready_ev, EV_TIMEOUT, 0);
+		return q;
+	}
 	q->timer = evtimer_new(r->base, on_timer, q);
 	if (q->timer == NULL) {
 		free_query(q);
@@ -950,15 +1019,6 @@ struct dns_query *dns_resolve(struct dns_resolver *r, const char *name,
 		r->head->prev = q;
 	r->head = q;
 	r->pending++;
-	struct dns_centry *hit = cache_find(r, name, type);
-	if (hit != NULL) {
-		/* Answered from the loop, like any other answer. */
-		r->hits++;
-		hit->refs++;
-		q->hit = hit;
-		event_active(q->timer, EV_TIMEOUT, 0);
-		return q;
-	}
 	r->misses++;
 	evtimer_add(q->timer, &r->timeout);
 
@@ -980,7 +1040,9 @@ void dns_cancel(struct dns_query *q)
 {
 	if (q == NULL)
 		return;
-	if (!q->early && q->hit == NULL)
+	if (q->hit != NULL)
+		ready_remove(q->r, q);
+	else if (!q->early)
 		ub_cancel(q->r->ctx, q->ub_id);
 	unlink_query(q);
 	free_query(q);
