@@ -531,8 +531,9 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 			 c->hostname);
 		return -1;
 	}
-	/* Texts Postfix would otherwise receive with '?' in place of 8-bit
-	 * bytes. */
+	/* In the defaults and in every override (each holds its merged
+	 * values): texts Postfix would otherwise receive with '?' in place of
+	 * 8-bit bytes, and timers that would never let mail through. */
 	for (size_t i = 0; i <= c->noverrides; i++) {
 		const struct conf_policy *p =
 			i == 0 ? &c->policy : &c->overrides[i - 1].policy;
@@ -542,12 +543,6 @@ static int conf_validate(struct conf *c, char *msg, size_t msgsize)
 				 "allowed");
 			return -1;
 		}
-	}
-	/* Timers that would never let mail through, in the defaults and in
-	 * every override (each holds its merged values). */
-	for (size_t i = 0; i <= c->noverrides; i++) {
-		const struct conf_policy *p =
-			i == 0 ? &c->policy : &c->overrides[i - 1].policy;
 		struct grey_params gp;
 		const char *why;
 		grey_params_init(&gp);

@@ -6,6 +6,7 @@
  * temporary copies or allocations are needed.
  */
 #include "grey/key.h"
+#include "util/str.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,16 +249,6 @@ ssize_t grey_key_format(const void *key, size_t keylen, char *out,
 	return (ssize_t)n;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes one printable part up to the next space or the end; appends it
  * to key and advances *text. -1 on a bad escape, a NUL byte, or no room. */
@@ -278,8 +269,8 @@ static int get_part(const char **text, char *key, size_t keysize, size_t *n)
 			int h, l;
 			if (i + 3 >= len)
 				return -1;
-			if (s[i + 1] != 'x' || (h = hexval(s[i + 2])) < 0 ||
-			    (l = hexval(s[i + 3])) < 0)
+			if (s[i + 1] != 'x' || (h = str_hexval(s[i + 2])) < 0 ||
+			    (l = str_hexval(s[i + 3])) < 0)
 				return -1;
 			c = (unsigned char)(h * 16 + l);
 			if (c == '\0')

@@ -36,13 +36,17 @@ static int add_socket(struct listen_set *out, int fd, const char *name,
 	return 0;
 }
 
-static int open_inet(const char *spec, struct listen_set *out, char *err,
-		     size_t errsize)
+int listen_parse_inet(const char *spec, char *host, size_t hostsize,
+		      int *port, char *err, size_t errsize)
 {
-	char host[256], port[16];
-	const char *hp = spec + 5;
-	const char *colon;
+	const char *hp, *colon;
+	long long pn;
 
+	if (strncmp(spec, "inet:", 5) != 0) {
+		snprintf(err, errsize, "%s: expected inet:HOST:PORT", spec);
+		return -1;
+	}
+	hp = spec + 5;
 	if (*hp == '[') {
 		const char *close = strchr(hp, ']');
 		if (close == NULL || close[1] != ':') {
@@ -50,8 +54,7 @@ static int open_inet(const char *spec, struct listen_set *out, char *err,
 				 spec);
 			return -1;
 		}
-		snprintf(host, sizeof(host), "%.*s", (int)(close - hp - 1),
-			 hp + 1);
+		snprintf(host, hostsize, "%.*s", (int)(close - hp - 1), hp + 1);
 		colon = close + 1;
 	} else {
 		colon = strrchr(hp, ':');
@@ -60,14 +63,25 @@ static int open_inet(const char *spec, struct listen_set *out, char *err,
 				 spec);
 			return -1;
 		}
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
+		snprintf(host, hostsize, "%.*s", (int)(colon - hp), hp);
 	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	long long pn;
-	if (str_parse_int(port, 0, 65535, &pn) != 0) {
-		snprintf(err, errsize, "%s: bad port \"%s\"", spec, port);
+	if (str_parse_int(colon + 1, 0, 65535, &pn) != 0) {
+		snprintf(err, errsize, "%s: bad port \"%.10s\"", spec,
+			 colon + 1);
 		return -1;
 	}
+	*port = (int)pn;
+	return 0;
+}
+
+static int open_inet(const char *spec, struct listen_set *out, char *err,
+		     size_t errsize)
+{
+	char host[256], port[16];
+	int pn;
+	if (listen_parse_inet(spec, host, sizeof(host), &pn, err, errsize) != 0)
+		return -1;
+	snprintf(port, sizeof(port), "%d", pn);
 
 	struct addrinfo hints = {0}, *res, *ai;
 	hints.ai_family = AF_UNSPEC;

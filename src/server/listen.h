@@ -38,6 +38,13 @@ struct listen_unix_perm {
 };
 
 /*
+ * Splits "inet:HOST:PORT" or "inet:[ADDR]:PORT" into host (may be empty:
+ * every address) and port. Returns 0, or -1 with a reason naming spec.
+ */
+int listen_parse_inet(const char *spec, char *host, size_t hostsize,
+		      int *port, char *err, size_t errsize);
+
+/*
  * Opens every endpoint of the comma-separated list. On error closes what it
  * opened and returns -1 with a reason naming the endpoint.
  */

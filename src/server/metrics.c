@@ -3,6 +3,7 @@
  * metrics.h.
  */
 #include "server/metrics.h"
+#include "server/listen.h"
 #include "dns/resolver.h"
 #include "engine/engine.h"
 #include "spf/spf.h"
@@ -103,33 +104,13 @@ struct metrics *metrics_new(struct event_base *base, const char *endpoint,
 			    size_t errsize)
 {
 	char host[256];
-	long long port;
-	const char *hp, *colon;
+	int port;
 
-	if (strncmp(endpoint, "inet:", 5) != 0) {
-		snprintf(err, errsize, "metrics: expected inet:HOST:PORT");
+	if (listen_parse_inet(endpoint, host, sizeof(host), &port, err,
+			      errsize) != 0)
 		return NULL;
-	}
-	hp = endpoint + 5;
-	if (*hp == '[') {
-		const char *close = strchr(hp, ']');
-		if (close == NULL || close[1] != ':') {
-			snprintf(err, errsize, "metrics: bad address");
-			return NULL;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(close - hp - 1),
-			 hp + 1);
-		colon = close + 1;
-	} else {
-		colon = strrchr(hp, ':');
-		if (colon == NULL) {
-			snprintf(err, errsize, "metrics: expected HOST:PORT");
-			return NULL;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
-	}
-	if (str_parse_int(colon + 1, 1, 65535, &port) != 0) {
-		snprintf(err, errsize, "metrics: bad port");
+	if (port == 0) {
+		snprintf(err, errsize, "metrics: port 0");
 		return NULL;
 	}
 	struct metrics *m = xcalloc(1, sizeof(*m));

@@ -96,6 +96,7 @@
  * Nothing here logs; errors come back as "redis <what>: <reason>".
  */
 #include "store/redis.h"
+#include "util/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -313,16 +314,6 @@ static void set_err(char *err, size_t errsize, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Copies s[0..n) decoding %XX (RFC 3986 section 2.1). NULL if malformed. */
 static char *pct_decode(const char *s, size_t n)
@@ -335,8 +326,8 @@ static char *pct_decode(const char *s, size_t n)
 			out[o++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+		int hi = i + 2 < n ? str_hexval((unsigned char)s[i + 1]) : -1;
+		int lo = i + 2 < n ? str_hexval((unsigned char)s[i + 2]) : -1;
 		if (hi < 0 || lo < 0) {
 			free(out);
 			return NULL;

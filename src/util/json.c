@@ -2,6 +2,7 @@
  * json - minimal JSON writing and flat-object reading; see json.h.
  */
 #include "util/json.h"
+#include "util/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,15 +32,6 @@ static const char *skip_ws(const char *p)
 	return p;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /* Reads a string at *pp (on the quote); bytes only: \uXXXX above 0xff is
  * refused, since we only ever write bytes. */
@@ -70,7 +62,7 @@ static int read_string(const char **pp, char *out, size_t outsize,
 			case 'u': {
 				int v = 0;
 				for (int i = 1; i <= 4; i++) {
-					int h = hexval(p[i]);
+					int h = str_hexval(p[i]);
 					if (h < 0)
 						return -1;
 					v = v * 16 + h;

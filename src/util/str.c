@@ -165,3 +165,14 @@ char *str_format_duration(int64_t secs, char *buf, size_t bufsize)
 	snprintf(buf, bufsize, "%llds", (long long)secs);
 	return buf;
 }
+
+int str_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

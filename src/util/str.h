@@ -43,6 +43,9 @@ char *str_trim(char *s);
  */
 int str_list_next(const char **cursor, char *item, size_t itemsize);
 
+/* Value of a hexadecimal digit, or -1. */
+int str_hexval(int c);
+
 /* Formats secs as the shortest exact form: "300" -> "5m", "90" -> "90s". */
 char *str_format_duration(int64_t secs, char *buf, size_t bufsize);
 
