@@ -389,7 +389,8 @@ static int reserve_file(int fd, off_t size)
 	return rc;
 }
 
-/* Reserves the blocks of the data file (the map) and of the lock file. */
+/* Reserves the blocks of the data file (the map), through LMDB's own
+ * descriptor. */
 static int reserve_store(struct lmdb_store *s, size_t mapsize,
 			 const char *path, char *err, size_t errsize)
 {
@@ -397,21 +398,42 @@ static int reserve_store(struct lmdb_store *s, size_t mapsize,
 	int rc = mdb_env_get_fd(s->env, &fd);
 	if (rc == 0)
 		rc = reserve_file(fd, (off_t)mapsize);
-	if (rc == 0) {
-		char lock[4096];
-		struct stat st;
-		snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
-		int lfd = open(lock, O_RDWR | O_CLOEXEC);
-		if (lfd >= 0) {
-			if (fstat(lfd, &st) == 0 && st.st_size > 0)
-				rc = reserve_file(lfd, st.st_size);
-			close(lfd);
-		}
-	}
 	if (rc != 0)
 		snprintf(err, errsize,
 			 "%s: cannot reserve %zu MiB of disk for the store: %s",
 			 path, mapsize >> 20, strerror(rc));
+	return rc;
+}
+
+/* Size reserved for the lock file: LMDB's reader table for its default
+ * 126 readers is about 8 KiB; a larger file just holds more slots. */
+#define LMDB_LOCK_RESERVE ((off_t)64 << 10)
+
+/*
+ * Reserves the lock file's blocks before LMDB opens it (it is a shared
+ * map too: a write to a hole on a full disk is a SIGBUS). This must happen
+ * before mdb_env_open(): LMDB holds fcntl() locks on that file, and
+ * closing any other descriptor of it in this process would drop them
+ * (POSIX), letting another process reset the shared lock table.
+ */
+static int reserve_lock_file(const char *path, char *err, size_t errsize)
+{
+	char lock[4096];
+	struct stat st;
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, LMDB_FILE_MODE);
+	if (fd < 0)
+		return 0; /* LMDB reports it with its own words */
+	int rc = 0;
+	if (fstat(fd, &st) == 0 && st.st_size < LMDB_LOCK_RESERVE)
+		rc = reserve_file(fd, LMDB_LOCK_RESERVE);
+	else if (st.st_size > 0)
+		rc = reserve_file(fd, st.st_size);
+	close(fd);
+	if (rc != 0)
+		snprintf(err, errsize,
+			 "%s: cannot reserve the lock file's disk: %s", path,
+			 strerror(rc));
 	return rc;
 }
 
@@ -1402,7 +1424,9 @@ struct store *store_lmdb_open(struct event_base *base,
 	if (!cfg->readonly)
 		flags |= MDB_WRITEMAP;
 	flags |= MDB_NORDAHEAD;
-	if (!cfg->readonly && space_check(cfg->path, mapsize, err, errsize) != 0)
+	if (!cfg->readonly &&
+	    (space_check(cfg->path, mapsize, err, errsize) != 0 ||
+	     reserve_lock_file(cfg->path, err, errsize) != 0))
 		goto fail;
 	rc = mdb_env_open(s->env, cfg->path, flags, LMDB_FILE_MODE);
 	if (rc != 0) {
