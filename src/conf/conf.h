@@ -47,7 +47,6 @@ enum conf_spf_action {
 	CONF_SPF_PREPEND,  /* add the header only */
 	CONF_SPF_IGNORE,
 };
-#define CONF_SPF_NRESULTS 7 /* indexed by enum spf_result */
 
 enum conf_spf_header {
 	CONF_HDR_RECEIVED_SPF,
@@ -82,8 +81,8 @@ struct conf_policy {
 	bool helo_check;
 	bool test_only;
 	enum conf_spf_header spf_header;
-	int mailfrom_action[CONF_SPF_NRESULTS]; /* enum conf_spf_action */
-	int helo_action[CONF_SPF_NRESULTS];
+	int mailfrom_action[SPF_NRESULTS]; /* enum conf_spf_action */
+	int helo_action[SPF_NRESULTS];
 	char *whitelist_senders; /* domains, trusted only on SPF pass */
 	char *whitelist_helo;    /* HELO names, trusted only on SPF pass */
 };

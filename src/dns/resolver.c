@@ -1048,6 +1048,14 @@ void dns_cancel(struct dns_query *q)
 	free_query(q);
 }
 
+void dns_cache_counts(const struct dns_resolver *r, uint64_t *hits,
+		      uint64_t *misses, size_t *entries)
+{
+	*hits = r->hits;
+	*misses = r->misses;
+	*entries = r->centries;
+}
+
 size_t dns_pending(const struct dns_resolver *r)
 {
 	return r->pending;

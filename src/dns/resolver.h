@@ -108,6 +108,11 @@ struct dns_query *dns_resolve(struct dns_resolver *r, const char *name,
 /* Cancels a pending lookup: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 
+/* The answer cache's counters since start (for metrics): lookups answered
+ * from it, lookups that went to libunbound, and entries held now. */
+void dns_cache_counts(const struct dns_resolver *r, uint64_t *hits,
+		      uint64_t *misses, size_t *entries);
+
 /* Lookups started and not yet completed (for metrics and shutdown). */
 size_t dns_pending(const struct dns_resolver *r);
 

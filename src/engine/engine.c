@@ -545,7 +545,7 @@ static void check_greylist(struct job *j)
 /* ---- SPF -------------------------------------------------------------- */
 
 /* tumgreyspf's log wording for each result (enum spf_result order). */
-static const char *const spf_log_words[CONF_SPF_NRESULTS] = {
+static const char *const spf_log_words[SPF_NRESULTS] = {
 	[SPF_NONE] = "SPF none - no SPF record",
 	[SPF_NEUTRAL] = "access neither permitted nor denied",
 	[SPF_PASS] = "sender SPF authorized",

@@ -117,14 +117,11 @@ void engine_decide(struct engine *e, const struct policy_request *req,
  * calls it from a timer. */
 void engine_tick(struct engine *e);
 
-/* Results counted per enum spf_result. */
-#define CONF_SPF_NRESULTS_E 7
-
 /* Counters for `greyspf db stats` / metrics. */
 struct engine_counters {
 	uint64_t requests, initial, pending, allowed, training, whitelisted,
 		auto_whitelisted, store_errors, bad_requests;
-	uint64_t spf_evaluations, spf_result[CONF_SPF_NRESULTS_E],
+	uint64_t spf_evaluations, spf_result[SPF_NRESULTS],
 		spf_rejected, spf_deferred, spf_skipped;
 };
 const struct engine_counters *engine_counters(const struct engine *e);

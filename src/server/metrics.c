@@ -69,7 +69,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	counter(b, name, NULL, "{verdict=\"whitelisted\"}", c->whitelisted);
 	counter(b, name, NULL, "{verdict=\"auto_whitelisted\"}",
 		c->auto_whitelisted);
-	for (int r = 0; r < CONF_SPF_NRESULTS_E; r++) {
+	for (int r = 0; r < SPF_NRESULTS; r++) {
 		char labels[48];
 		snprintf(labels, sizeof(labels), "{result=\"%s\"}",
 			 spf_result_name((enum spf_result)r));
@@ -92,6 +92,16 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	      m->conns ? m->conns(m->conns_arg) : 0);
 	gauge(b, "greyspf_dns_pending", "DNS lookups in flight",
 	      m->dns ? dns_pending(m->dns) : 0);
+	uint64_t hits = 0, misses = 0;
+	size_t entries = 0;
+	if (m->dns)
+		dns_cache_counts(m->dns, &hits, &misses, &entries);
+	counter(b, "greyspf_dns_cache_hits_total",
+		"DNS lookups answered from greyspf's answer cache", NULL, hits);
+	counter(b, "greyspf_dns_cache_misses_total",
+		"DNS lookups sent to the resolver", NULL, misses);
+	gauge(b, "greyspf_dns_cache_entries", "Answers held in the cache",
+	      entries);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, HTTP_OK, "OK", b);

@@ -112,7 +112,6 @@ struct server {
 	struct conn *conns;
 	size_t nconns;
 	bool stopping;
-	bool has_stream;
 	uint64_t refused_logged;
 	struct event *accept_resume;
 	time_t accept_logged_at; /* last log line about a pause, 0: none */
@@ -744,7 +743,6 @@ int server_add_stream(struct server *s, int rfd, int wfd)
 	if (wfd != rfd && ((flags = fcntl(wfd, F_GETFL)) < 0 ||
 			   fcntl(wfd, F_SETFL, flags | O_NONBLOCK) < 0))
 		return -1;
-	s->has_stream = true;
 	conn_new(s, rfd, wfd, "spawn", true);
 	return 0;
 }

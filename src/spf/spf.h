@@ -93,6 +93,8 @@ enum spf_result {
 	SPF_TEMPERROR,
 	SPF_PERMERROR,
 };
+/* Number of results, for tables indexed by enum spf_result. */
+#define SPF_NRESULTS 7
 
 /* Lower-case RFC 7208 keyword ("pass", "permerror", ...); never NULL. */
 const char *spf_result_name(enum spf_result r);

@@ -1,13 +1,16 @@
 """GET /metrics: the daemon's counters in the Prometheus text format,
 served from its own event loop."""
 
-import urllib.request
+import time
 import urllib.error
+import urllib.request
 
 import pytest
 
 from helpers import free_port, req, retry
-import time
+from spf_helpers import dnsfix
+
+__all__ = ["dnsfix"]  # the fixture, for pytest
 
 DEFER1 = "DEFER_IF_PERMIT 4.7.1 Greylisted, please try again in 1 seconds"
 
@@ -45,6 +48,9 @@ def test_metrics_count_decisions_and_connections(daemon):
     assert m['greyspf_greylist_total{verdict="allowed"}'] == 1
     assert m["greyspf_connections"] == 1
     assert m['greyspf_spf_results_total{result="pass"}'] == 0
+    # greylisting alone: no DNS lookup, hit or miss
+    assert m["greyspf_dns_cache_hits_total"] == 0
+    assert m["greyspf_dns_cache_misses_total"] == 0
     d.wait_log("metrics on inet:127.0.0.1:%d/metrics" % port)
 
 
@@ -70,3 +76,31 @@ def test_metrics_endpoint_must_be_inet(workdir):
                        text=True, timeout=10)
     assert r.returncode == 1
     assert "metrics: \"unix:/tmp/x\" is not inet:HOST:PORT" in r.stderr
+
+
+def test_metrics_count_spf_results_and_dns_cache(daemon, dnsfix):
+    from spf_helpers import FAIL_IP, msg, spf_daemon, spf_req
+    port = free_port()
+    d = spf_daemon(daemon, dnsfix(), top={"metrics":
+                                          f"inet:127.0.0.1:{port}"})
+    c = d.client()
+    a = spf_req("user@example.com")
+    assert c.request(a).startswith("PREPEND Received-SPF: pass ")
+    # the same message's next recipient reuses the result: no lookup
+    c.request(msg(a, "other@example.org"))
+    m1 = scrape(port)
+    # a new message from the same domain: every lookup from the cache
+    assert c.request(spf_req("user@example.com", client=FAIL_IP)) \
+        .startswith("550 5.7.23 ")
+    m2 = scrape(port)
+    # MAIL FROM pass + HELO pass, then the HELO of the failing message
+    # (mail.example.org authorises all of 192.0.2.0/24)
+    assert m2['greyspf_spf_results_total{result="pass"}'] == 3
+    assert m2['greyspf_spf_results_total{result="fail"}'] == 1
+    assert m2["greyspf_spf_rejected_total"] == 1
+    assert m1["greyspf_dns_cache_misses_total"] > 0
+    assert m2["greyspf_dns_cache_misses_total"] == \
+        m1["greyspf_dns_cache_misses_total"]
+    assert m2["greyspf_dns_cache_hits_total"] > \
+        m1["greyspf_dns_cache_hits_total"]
+    assert m2["greyspf_dns_cache_entries"] > 0
