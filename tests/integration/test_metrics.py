@@ -99,8 +99,9 @@ def test_metrics_count_spf_results_and_dns_cache(daemon, dnsfix):
     assert m2['greyspf_spf_results_total{result="fail"}'] == 1
     assert m2["greyspf_spf_rejected_total"] == 1
     assert m1["greyspf_dns_cache_misses_total"] > 0
+    # only the exp= record, first needed by the fail, is a new lookup
     assert m2["greyspf_dns_cache_misses_total"] == \
-        m1["greyspf_dns_cache_misses_total"]
+        m1["greyspf_dns_cache_misses_total"] + 1
     assert m2["greyspf_dns_cache_hits_total"] > \
         m1["greyspf_dns_cache_hits_total"]
     assert m2["greyspf_dns_cache_entries"] > 0
