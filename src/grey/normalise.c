@@ -238,8 +238,10 @@ static bool split_addr(const unsigned char *in, size_t len, struct slice *local,
 	return true;
 }
 
-ssize_t grey_norm_sender_d(const char *in, size_t len, const char *delimiters,
-			   char *out, size_t outsize)
+/* Both directions: lower case, extension stripped; a sender also has
+ * SRS and BATV undone and its standalone numbers folded. */
+static ssize_t normalise(const char *in, size_t len, const char *delimiters,
+			 bool sender, char *out, size_t outsize)
 {
 	const unsigned char *u = (const unsigned char *)in;
 	struct wbuf w = {out, outsize, 0, true};
@@ -253,38 +255,33 @@ ssize_t grey_norm_sender_d(const char *in, size_t len, const char *delimiters,
 		put_lower(&w, u, len);
 		return finish(&w);
 	}
-	srs_decode(&local, &domain);
-	batv_decode(&local);
+	if (sender) {
+		srs_decode(&local, &domain);
+		batv_decode(&local);
+	}
 	strip_extension(&local, delimiters);
-	put_folded(&w, local);
+	if (sender)
+		put_folded(&w, local);
+	else
+		put_lower(&w, local.p, local.len);
 	put(&w, '@');
 	put_lower(&w, domain.p, domain.len);
 	return finish(&w);
 }
 
+ssize_t grey_norm_sender_d(const char *in, size_t len, const char *delimiters,
+			   char *out, size_t outsize)
+{
+	return normalise(in, len, delimiters, true, out, outsize);
+}
+
 ssize_t grey_norm_sender(const char *in, size_t len, char *out, size_t outsize)
 {
-	return grey_norm_sender_d(in, len, NULL, out, outsize);
+	return normalise(in, len, NULL, true, out, outsize);
 }
 
 ssize_t grey_norm_recipient(const char *in, size_t len, const char *delimiters,
 			    char *out, size_t outsize)
 {
-	const unsigned char *u = (const unsigned char *)in;
-	struct wbuf w = {out, outsize, 0, true};
-	struct slice local, domain;
-
-	if (delimiters == NULL)
-		delimiters = GREY_DELIMITERS_DEFAULT;
-	if (len > 0 && memchr(u, '\0', len) != NULL)
-		return -1;
-	if (!split_addr(u, len, &local, &domain)) {
-		put_lower(&w, u, len);
-		return finish(&w);
-	}
-	strip_extension(&local, delimiters);
-	put_lower(&w, local.p, local.len);
-	put(&w, '@');
-	put_lower(&w, domain.p, domain.len);
-	return finish(&w);
+	return normalise(in, len, delimiters, false, out, outsize);
 }
