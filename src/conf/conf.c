@@ -672,12 +672,6 @@ struct conf *conf_load(const char *file, char *err, size_t errsize)
 			struct conf_override tmp = {0};
 			int r = parse_override_header(name, &tmp, msg,
 						      sizeof(msg));
-			if (r < 0) {
-				free(tmp.pattern);
-				failed = conf_fail(err, errsize, file, lineno,
-						   msg);
-				break;
-			}
 			if (r == 0) {
 				for (size_t i = 0; i < c->noverrides; i++) {
 					const struct conf_override *o =

@@ -304,6 +304,19 @@ static void job_free(struct conn_job *job)
 	free(job);
 }
 
+/* The connection's request is answered: free it if it is closing, else
+ * wait for (or take) the next request. */
+static void conn_next(struct conn *c)
+{
+	if (c->closing) {
+		conn_try_free(c);
+		return;
+	}
+	conn_arm_timer(c);
+	if (!c->in_process)
+		conn_process(c);
+}
+
 static void conn_done(void *arg, const char *action)
 {
 	struct conn_job *job = arg;
@@ -315,13 +328,7 @@ static void conn_done(void *arg, const char *action)
 	/* A closing connection still gets its reply: SIGTERM lets requests
 	 * in flight finish, and a half-closed peer may still read. */
 	conn_reply(c, action);
-	if (c->closing) {
-		conn_try_free(c);
-		return;
-	}
-	conn_arm_timer(c);
-	if (!c->in_process)
-		conn_process(c);
+	conn_next(c);
 }
 
 /* reply_deadline passed: answer DUNNO now and let the engine finish the
@@ -489,13 +496,7 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->job) {
 		conn_let_go(c);
-		if (c->closing) {
-			conn_try_free(c);
-			return;
-		}
-		conn_arm_timer(c);
-		if (!c->in_process)
-			conn_process(c);
+		conn_next(c);
 		return;
 	}
 	if (conn_pending(c) > 0 && !c->closing) {
