@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
+
 #define DS_REPLY "action=DUNNO\n\n"
 #define DS_REPLY_LEN (sizeof(DS_REPLY) - 1)
 /* Enough for thousands of simultaneous connects (loadgen hold mode);
@@ -202,81 +204,32 @@ static void on_accept(int lfd)
 	}
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
-	}
-	return false;
-}
 
 static int listen_on(const char *target)
 {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[256];
 	int fd, one = 1;
 
-	if (strncmp(target, "unix:", 5) == 0) {
-		struct sockaddr_un sun = {0};
-		const char *path = target + 5;
+	if (endpoint_parse(target, true, &ss, &len, err, sizeof(err)) != 0)
+		die(err);
+	if (ss.ss_family == AF_UNIX) {
+		const char *path = ((struct sockaddr_un *)&ss)->sun_path;
 		struct stat st;
-
-		if (strlen(path) == 0 || strlen(path) >= sizeof(sun.sun_path))
-			die("unix socket path empty or too long");
-		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, path, strlen(path) + 1);
 		/* Replace a stale socket of ours, never a regular file. */
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    0);
-		if (fd < 0)
-			die_errno("socket");
-		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-			die_errno(path);
-	} else if (strncmp(target, "inet:", 5) == 0) {
-		char host[256];
-		const char *hp = target + 5, *colon = strrchr(hp, ':');
-		struct addrinfo hints = {0}, *res;
-		size_t hl;
-		int rc;
-
-		if (colon == NULL || colon == hp || colon[1] == '\0')
-			die("target must be inet:HOST:PORT or unix:/path");
-		hl = (size_t)(colon - hp);
-		if (hp[0] == '[' && hl >= 2 && hp[hl - 1] == ']') {
-			hp++;
-			hl -= 2;
-		}
-		if (hl >= sizeof(host))
-			die("host name too long");
-		memcpy(host, hp, hl);
-		host[hl] = '\0';
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-		rc = getaddrinfo(host, colon + 1, &hints, &res);
-		if (rc != 0) {
-			fprintf(stderr, "dunno_server: %s: %s\n", target,
-				gai_strerror(rc));
-			exit(2);
-		}
-		if (!is_loopback(res->ai_addr))
-			die("only loopback addresses may be bound");
-		fd = socket(res->ai_family,
-			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			die_errno("socket");
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0)
+		die_errno("socket");
+	if (ss.ss_family != AF_UNIX)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
 				 sizeof(one));
-		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
-			die_errno(target);
-		freeaddrinfo(res);
-	} else {
-		die("target must be inet:HOST:PORT or unix:/path");
-	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		die_errno(target);
 	if (listen(fd, DS_BACKLOG) < 0)
 		die_errno("listen");
 	return fd;

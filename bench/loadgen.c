@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
+
 /* Bounds on one run (task brief: a load test is bounded in time and count). */
 #define LG_MAX_DURATION_S 60.0
 #define LG_MAX_REQUESTS 10000000ULL
@@ -714,70 +716,14 @@ static bool sweep(struct run *r, uint64_t now, bool *all_held)
 
 /* ---- setup ---- */
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
-	}
-	return false;
-}
 
 /* Parses "inet:HOST:PORT" (HOST may be [v6]) or "unix:/path". */
 static void parse_target(struct run *r, const char *target)
 {
-	if (strncmp(target, "unix:", 5) == 0) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&r->addr;
-		const char *path = target + 5;
-
-		if (strlen(path) == 0 || strlen(path) >= sizeof(sun->sun_path))
-			die("unix socket path empty or too long");
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, path, strlen(path) + 1);
-		r->addrlen = (socklen_t)sizeof(*sun);
-		return;
-	}
-	if (strncmp(target, "inet:", 5) == 0) {
-		char host[256];
-		const char *hp = target + 5, *colon = strrchr(hp, ':');
-		struct addrinfo hints = {0}, *res;
-		size_t hl;
-		int rc;
-
-		if (colon == NULL || colon == hp || colon[1] == '\0')
-			die("target must be inet:HOST:PORT or unix:/path");
-		hl = (size_t)(colon - hp);
-		if (hp[0] == '[' && hl >= 2 && hp[hl - 1] == ']') {
-			hp++;
-			hl -= 2;
-		}
-		if (hl >= sizeof(host))
-			die("host name too long");
-		memcpy(host, hp, hl);
-		host[hl] = '\0';
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(host, colon + 1, &hints, &res);
-		if (rc != 0) {
-			fprintf(stderr, "loadgen: %s: %s\n", target,
-				gai_strerror(rc));
-			exit(2);
-		}
-		if (!is_loopback(res->ai_addr)) {
-			freeaddrinfo(res);
-			die("only loopback targets (127.0.0.0/8, ::1) are "
-			    "allowed");
-		}
-		memcpy(&r->addr, res->ai_addr, res->ai_addrlen);
-		r->addrlen = res->ai_addrlen;
-		freeaddrinfo(res);
-		return;
-	}
-	die("target must be inet:HOST:PORT or unix:/path");
+	char err[256];
+	if (endpoint_parse(target, false, &r->addr, &r->addrlen, err,
+			   sizeof(err)) != 0)
+		die(err);
 }
 
 static void load_domains(struct run *r, const char *file)
